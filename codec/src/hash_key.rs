@@ -1,0 +1,132 @@
+//! 128-bit hash keys: derived from partition keys, or given explicitly as decimal text.
+//!
+//! ```
+//! use kpl_codec::{hash_key, parse_explicit_hash_key, HashRange};
+//!
+//! assert_eq!(hash_key(b"abcd"), 0xE2FC714C4727EE9395F324CD2E7F331F);
+//! assert_eq!(parse_explicit_hash_key("000123"), Ok(123));
+//! assert!(parse_explicit_hash_key("+1").is_err());
+//! assert!(HashRange::FULL.contains(u128::MAX));
+//! ```
+
+use crate::deaggregate::UserRecord;
+use crate::error::EncodeError;
+
+/// The hash key Kinesis derives from a partition key: the MD5 of its UTF-8 bytes, read as
+/// an unsigned big-endian 128-bit integer.
+pub fn hash_key(partition_key: &[u8]) -> u128 {
+    u128::from_be_bytes(crate::md5(partition_key))
+}
+
+/// Parses an explicit hash key as the encoder accepts it: one or more ASCII digits
+/// (leading zeros allowed), value at most 2^128 - 1. No sign, no spaces.
+///
+/// The canonical form of a key is the decimal printing of the returned value
+/// (`u128`'s `Display`).
+pub fn parse_explicit_hash_key(text: &str) -> Result<u128, EncodeError> {
+    if text.is_empty() {
+        return Err(EncodeError::InvalidExplicitHashKey { offset: 0 });
+    }
+    let mut value: u128 = 0;
+    for (offset, byte) in text.bytes().enumerate() {
+        if !byte.is_ascii_digit() {
+            return Err(EncodeError::InvalidExplicitHashKey { offset });
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(byte - b'0')))
+            .ok_or(EncodeError::InvalidExplicitHashKey { offset: text.len() })?;
+    }
+    Ok(value)
+}
+
+/// The canonical decimal text of a hash key, written into `buf` without allocating.
+///
+/// ```
+/// let mut buf = [0u8; 39];
+/// assert_eq!(kpl_codec::hash_key::write_decimal(u128::MAX, &mut buf),
+///            "340282366920938463463374607431768211455");
+/// ```
+pub fn write_decimal(mut value: u128, buf: &mut [u8; 39]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 || start == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    core::str::from_utf8(&buf[start..]).unwrap_or("0")
+}
+
+/// The hash key that decides a user record's shard: its explicit hash key when it has
+/// one, else the MD5 of its partition key (for keys that are not valid UTF-8, of the key
+/// after the lossy UTF-8 decoding Java applies, as KCL computes it).
+pub fn effective_hash_key(record: &UserRecord<'_>) -> u128 {
+    record.hash_key()
+}
+
+/// An inclusive range of hash keys, such as a shard's `[StartingHashKey, EndingHashKey]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashRange {
+    /// First hash key in the range.
+    pub start: u128,
+    /// Last hash key in the range (inclusive).
+    pub end: u128,
+}
+
+impl HashRange {
+    /// Every hash key: `[0, 2^128 - 1]`.
+    pub const FULL: HashRange = HashRange {
+        start: 0,
+        end: u128::MAX,
+    };
+
+    /// The range `[start, end]`.
+    pub const fn new(start: u128, end: u128) -> Self {
+        HashRange { start, end }
+    }
+
+    /// Whether `key` lies in the range.
+    pub const fn contains(&self, key: u128) -> bool {
+        self.start <= key && key <= self.end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn anchors_from_the_format_notes() {
+        assert_eq!(hash_key(b"abcd"), 0xE2FC714C4727EE9395F324CD2E7F331F);
+        assert_eq!(hash_key(b"a"), 16955237001963240173058271559858726497);
+    }
+
+    #[test]
+    fn explicit_hash_key_syntax() {
+        assert_eq!(parse_explicit_hash_key("0"), Ok(0));
+        assert_eq!(parse_explicit_hash_key("000"), Ok(0));
+        let max = u128::MAX.to_string();
+        assert_eq!(parse_explicit_hash_key(&max), Ok(u128::MAX));
+        let over = "340282366920938463463374607431768211456";
+        assert_eq!(
+            parse_explicit_hash_key(over),
+            Err(EncodeError::InvalidExplicitHashKey { offset: 39 })
+        );
+        for bad in ["", "+1", "-1", " 1", "1 ", "1.0", "0x10", "١"] {
+            assert!(parse_explicit_hash_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decimal_printing_round_trips() {
+        let mut buf = [0u8; 39];
+        for v in [0u128, 9, 10, 12345, u64::MAX as u128, u128::MAX] {
+            assert_eq!(write_decimal(v, &mut buf), v.to_string());
+        }
+    }
+}

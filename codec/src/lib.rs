@@ -1,0 +1,75 @@
+//! # kpl-codec
+//!
+//! A zero-copy codec for the Kinesis Producer Library (KPL) *aggregated record format*:
+//! the 4-byte magic `F3 89 9A C2`, a proto2 `AggregatedRecord`, and the MD5 of that
+//! protobuf.
+//!
+//! - [`deaggregate()`] turns one Kinesis record's data into user records that borrow from
+//!   the input, under a [`Policy`]: [`Policy::Kcl`] behaves exactly like the Kinesis Client
+//!   Library (passthrough of anything it cannot parse, keep-then-drop on a bad index, the
+//!   all-or-nothing hash-range filter); [`Policy::Strict`] reports every defect as a typed
+//!   [`DecodeError`] with its byte offset.
+//! - [`Aggregator`] turns user records into the Kinesis records Java KPL would put for them,
+//!   byte for byte, split where KPL splits.
+//! - [`hash_key()`] and friends compute and parse 128-bit hash keys.
+//! - [`view`] exposes the parsed structure (tables, records, offsets) for tools.
+//!
+//! The crate is sans-IO and builds `no_std` (with `alloc`) when the default `std` feature
+//! is turned off.
+//!
+//! ```
+//! use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, InputRecord, Options};
+//!
+//! // Aggregate two user records the way KPL would...
+//! let mut aggregator = Aggregator::new(AggregatorConfig::default())?;
+//! aggregator.add(InputRecord::new("user-1", b"hello"))?;
+//! aggregator.add(InputRecord::new("user-2", b"world"))?;
+//! let kinesis_records: Vec<_> = aggregator.drain().collect();
+//! assert_eq!(kinesis_records.len(), 1);
+//! let record = &kinesis_records[0];
+//! assert_eq!(record.partition_key, "a");
+//!
+//! // ...and read them back the way KCL would.
+//! let users: Vec<_> = deaggregate(&record.data, record.partition_key.as_bytes(), &Options::kcl())?
+//!     .collect();
+//! assert_eq!(users.len(), 2);
+//! assert_eq!(users[1].partition_key_str(), Ok("user-2"));
+//! assert_eq!(users[1].data, b"world");
+//! assert_eq!(users[1].sub_sequence_number, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod aggregate;
+pub mod deaggregate;
+mod error;
+pub mod hash_key;
+mod java;
+pub mod view;
+mod wire;
+
+pub use aggregate::{Aggregator, AggregatorConfig, InputRecord, KinesisRecord};
+pub use deaggregate::{deaggregate, Deaggregated, Options, PlainReason, Policy, UserRecord, Verdict};
+pub use error::{DecodeError, EncodeError};
+pub use hash_key::{effective_hash_key, hash_key, parse_explicit_hash_key, HashRange};
+
+/// The four bytes that start every aggregated record.
+pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+
+/// Length of the MD5 digest that ends every aggregated record.
+pub const DIGEST_LEN: usize = 16;
+
+/// Bytes an aggregate adds around its protobuf: the magic and the digest.
+pub const FRAME_OVERHEAD: usize = MAGIC.len() + DIGEST_LEN;
+
+/// MD5 of `bytes`, the digest used both for the frame check and for hash keys.
+pub fn md5(bytes: &[u8]) -> [u8; 16] {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes).into()
+}

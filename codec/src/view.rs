@@ -1,0 +1,372 @@
+//! Zero-copy views of an aggregated record: the frame, the tables and the records.
+//!
+//! [`Frame::split`] looks for the magic and the digest; [`Aggregate::parse`] validates the
+//! protobuf in one pass and keeps only the two key tables (slices of the input, so
+//! O(table entries) bookkeeping); [`Aggregate::records`] walks the records lazily.
+//!
+//! ```
+//! use kpl_codec::view::{Aggregate, Dialect, Frame};
+//!
+//! // The worked example of the format notes: three user records, two partition keys.
+//! let protobuf = [
+//!     0x0a, 0x01, 0x61, 0x0a, 0x01, 0x62, 0x12, 0x03, 0x31, 0x32, 0x33,
+//!     0x1a, 0x05, 0x08, 0x00, 0x1a, 0x01, 0x78,
+//!     0x1a, 0x08, 0x08, 0x01, 0x10, 0x00, 0x1a, 0x02, 0x79, 0x7a,
+//!     0x1a, 0x04, 0x08, 0x00, 0x1a, 0x00,
+//! ];
+//! let aggregate = Aggregate::parse(&protobuf, Dialect::Strict)?;
+//! assert_eq!(aggregate.partition_keys(), &[&b"a"[..], &b"b"[..]]);
+//! assert_eq!(aggregate.record_count(), 3);
+//! let second = aggregate.records().nth(1).unwrap();
+//! assert_eq!(second.explicit_hash_key_index, Some(0));
+//! assert_eq!(second.data, b"yz");
+//!
+//! let mut data = kpl_codec::MAGIC.to_vec();
+//! data.extend_from_slice(&protobuf);
+//! data.extend_from_slice(&kpl_codec::md5(&protobuf));
+//! assert!(matches!(Frame::split(&data), Frame::Framed { .. }));
+//! # Ok::<(), kpl_codec::DecodeError>(())
+//! ```
+
+use alloc::vec::Vec;
+
+use crate::error::DecodeError;
+use crate::hash_key::parse_explicit_hash_key;
+pub use crate::wire::Dialect;
+use crate::wire::{Field, FieldReader, Value, WIRE_LEN, WIRE_VARINT};
+use crate::{DIGEST_LEN, MAGIC};
+
+/// Absolute offset of the protobuf inside a Kinesis record's data.
+pub const PROTOBUF_OFFSET: usize = MAGIC.len();
+
+/// How a Kinesis record's data is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Shorter than the magic, or not starting with it: a plain record.
+    NoMagic,
+    /// The magic, followed by 16 bytes or fewer.
+    TooShort,
+    /// Magic, protobuf and digest.
+    Framed {
+        /// The protobuf bytes (offset 4 in the record).
+        protobuf: &'a [u8],
+        /// The stored MD5 (the last 16 bytes).
+        digest: &'a [u8; 16],
+    },
+}
+
+impl<'a> Frame<'a> {
+    /// Splits a Kinesis record's data into magic, protobuf and digest.
+    pub fn split(data: &'a [u8]) -> Frame<'a> {
+        if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
+            return Frame::NoMagic;
+        }
+        if data.len() <= MAGIC.len() + DIGEST_LEN {
+            return Frame::TooShort;
+        }
+        let (rest, digest) = data.split_at(data.len() - DIGEST_LEN);
+        match <&[u8; 16]>::try_from(digest) {
+            Ok(digest) => Frame::Framed {
+                protobuf: &rest[MAGIC.len()..],
+                digest,
+            },
+            Err(_) => Frame::TooShort,
+        }
+    }
+}
+
+/// A validated `AggregatedRecord` protobuf, borrowing from the input.
+#[derive(Debug, Clone)]
+pub struct Aggregate<'a> {
+    protobuf: &'a [u8],
+    partition_keys: Vec<&'a [u8]>,
+    explicit_hash_keys: Vec<&'a [u8]>,
+    record_count: usize,
+    dialect: Dialect,
+}
+
+/// One `Record` of an aggregate, as stored (indices not yet resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// Absolute offset of the record's tag in the Kinesis record's data.
+    pub offset: usize,
+    /// Bytes the record occupies, tag and length prefix included.
+    pub size: usize,
+    /// `partition_key_index` (last value if repeated).
+    pub partition_key_index: u64,
+    /// `explicit_hash_key_index`, `None` when absent (presence, not value).
+    pub explicit_hash_key_index: Option<u64>,
+    /// `data` (last value if repeated).
+    pub data: &'a [u8],
+    /// Absolute offset of `data`.
+    pub data_offset: usize,
+}
+
+impl<'a> Aggregate<'a> {
+    /// Parses and validates the protobuf part of an aggregated record (the bytes between
+    /// the magic and the digest; offsets in errors count the 4 magic bytes).
+    ///
+    /// Under [`Dialect::Java`] it accepts and rejects exactly what protobuf-java does;
+    /// under [`Dialect::Strict`] it also rejects known fields with the wrong wire type,
+    /// table entries that are not UTF-8, and explicit hash keys that are not decimal
+    /// numbers in `[0, 2^128 - 1]`. Index ranges are not checked here.
+    pub fn parse(protobuf: &'a [u8], dialect: Dialect) -> Result<Self, DecodeError> {
+        let mut reader = FieldReader::new(protobuf, PROTOBUF_OFFSET, 0, dialect);
+        let mut partition_keys = Vec::new();
+        let mut explicit_hash_keys = Vec::new();
+        let mut record_count = 0usize;
+        while let Some(field) = reader.next_field()? {
+            match (field.number, field.value) {
+                (1, Value::Bytes(key)) => {
+                    if dialect == Dialect::Strict && core::str::from_utf8(key).is_err() {
+                        return Err(DecodeError::InvalidUtf8 {
+                            offset: field.offset,
+                        });
+                    }
+                    partition_keys.push(key);
+                }
+                (2, Value::Bytes(key)) => {
+                    if dialect == Dialect::Strict {
+                        let Ok(text) = core::str::from_utf8(key) else {
+                            return Err(DecodeError::InvalidUtf8 {
+                                offset: field.offset,
+                            });
+                        };
+                        if parse_explicit_hash_key(text).is_err() {
+                            return Err(DecodeError::InvalidExplicitHashKey {
+                                offset: field.offset,
+                            });
+                        }
+                    }
+                    explicit_hash_keys.push(key);
+                }
+                (3, Value::Bytes(body)) => {
+                    parse_record(&field, body, dialect, true)?;
+                    record_count += 1;
+                }
+                (1..=3, _) => wrong_wire_type(&field, dialect)?,
+                _ => {}
+            }
+        }
+        Ok(Aggregate {
+            protobuf,
+            partition_keys,
+            explicit_hash_keys,
+            record_count,
+            dialect,
+        })
+    }
+
+    /// The partition key table, in stored order.
+    pub fn partition_keys(&self) -> &[&'a [u8]] {
+        &self.partition_keys
+    }
+
+    /// The explicit hash key table, in stored order.
+    pub fn explicit_hash_keys(&self) -> &[&'a [u8]] {
+        &self.explicit_hash_keys
+    }
+
+    /// Number of `Record` entries.
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+
+    /// The protobuf bytes this view was parsed from.
+    pub fn protobuf(&self) -> &'a [u8] {
+        self.protobuf
+    }
+
+    /// The records, in stored order, without allocating.
+    pub fn records(&self) -> RawRecords<'a> {
+        RawRecords {
+            reader: FieldReader::new(self.protobuf, PROTOBUF_OFFSET, 0, self.dialect),
+            dialect: self.dialect,
+            remaining: self.record_count,
+        }
+    }
+
+    /// Absolute offset (in the Kinesis record's data) of a slice taken from this
+    /// aggregate, such as a table entry or a record's data.
+    pub fn offset_of(&self, slice: &[u8]) -> usize {
+        PROTOBUF_OFFSET + (slice.as_ptr() as usize).wrapping_sub(self.protobuf.as_ptr() as usize)
+    }
+}
+
+/// Iterator over the records of an [`Aggregate`].
+#[derive(Debug, Clone)]
+pub struct RawRecords<'a> {
+    reader: FieldReader<'a>,
+    dialect: Dialect,
+    remaining: usize,
+}
+
+impl<'a> Iterator for RawRecords<'a> {
+    type Item = RawRecord<'a>;
+
+    fn next(&mut self) -> Option<RawRecord<'a>> {
+        while self.remaining > 0 {
+            // The aggregate was validated, so errors cannot happen; stop if one did.
+            let field = self.reader.next_field().ok()??;
+            if let (3, Value::Bytes(body)) = (field.number, field.value) {
+                self.remaining -= 1;
+                return parse_record(&field, body, self.dialect, false).ok();
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
+    }
+}
+
+fn wrong_wire_type(field: &Field<'_>, dialect: Dialect) -> Result<(), DecodeError> {
+    match dialect {
+        // protobuf-java treats a known number with another wire type as an unknown field.
+        Dialect::Java => Ok(()),
+        Dialect::Strict => Err(DecodeError::WrongWireType {
+            offset: field.offset,
+            field: field.number,
+            wire_type: field.wire_type,
+        }),
+    }
+}
+
+/// Parses one `Record` message body; `check_tags` also validates its `Tag` messages.
+fn parse_record<'a>(
+    field: &Field<'a>,
+    body: &'a [u8],
+    dialect: Dialect,
+    check_tags: bool,
+) -> Result<RawRecord<'a>, DecodeError> {
+    let mut reader = FieldReader::new(body, field.payload_offset, 1, dialect);
+    let mut partition_key_index = None;
+    let mut explicit_hash_key_index = None;
+    let mut data = None;
+    while let Some(inner) = reader.next_field()? {
+        match (inner.number, inner.value) {
+            (1, Value::Varint(v)) => partition_key_index = Some(v),
+            (2, Value::Varint(v)) => explicit_hash_key_index = Some(v),
+            (3, Value::Bytes(b)) => data = Some((b, inner.payload_offset)),
+            (4, Value::Bytes(tag)) => {
+                if check_tags {
+                    check_tag(&inner, tag, dialect)?;
+                }
+            }
+            (1 | 2, _) if inner.wire_type != WIRE_VARINT => wrong_wire_type(&inner, dialect)?,
+            (3 | 4, _) if inner.wire_type != WIRE_LEN => wrong_wire_type(&inner, dialect)?,
+            _ => {}
+        }
+    }
+    let Some(partition_key_index) = partition_key_index else {
+        return Err(DecodeError::MissingPartitionKeyIndex {
+            offset: field.offset,
+        });
+    };
+    let Some((data, data_offset)) = data else {
+        return Err(DecodeError::MissingData {
+            offset: field.offset,
+        });
+    };
+    Ok(RawRecord {
+        offset: field.offset,
+        size: field.payload_offset + body.len() - field.offset,
+        partition_key_index,
+        explicit_hash_key_index,
+        data,
+        data_offset,
+    })
+}
+
+/// Validates one `Tag` message body: `key` is required.
+fn check_tag(field: &Field<'_>, body: &[u8], dialect: Dialect) -> Result<(), DecodeError> {
+    let mut reader = FieldReader::new(body, field.payload_offset, 2, dialect);
+    let mut has_key = false;
+    while let Some(inner) = reader.next_field()? {
+        match (inner.number, inner.value) {
+            (1, Value::Bytes(_)) => has_key = true,
+            (1 | 2, _) if inner.wire_type != WIRE_LEN => wrong_wire_type(&inner, dialect)?,
+            _ => {}
+        }
+    }
+    if has_key {
+        Ok(())
+    } else {
+        Err(DecodeError::MissingTagKey {
+            offset: field.offset,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_boundaries() {
+        assert_eq!(Frame::split(&[0xF3, 0x89, 0x9A]), Frame::NoMagic);
+        assert_eq!(Frame::split(&[0u8; 40]), Frame::NoMagic);
+        let mut twenty = MAGIC.to_vec();
+        twenty.extend_from_slice(&[0; 16]);
+        assert_eq!(Frame::split(&twenty), Frame::TooShort);
+        twenty.push(0);
+        assert!(matches!(
+            Frame::split(&twenty),
+            Frame::Framed { protobuf, .. } if protobuf.len() == 1
+        ));
+    }
+
+    #[test]
+    fn missing_required_fields() {
+        // record with data only
+        let no_pk = [0x1A, 0x02, 0x1A, 0x00];
+        assert_eq!(
+            Aggregate::parse(&no_pk, Dialect::Java).err(),
+            Some(DecodeError::MissingPartitionKeyIndex { offset: 4 })
+        );
+        let no_data = [0x0A, 0x00, 0x1A, 0x02, 0x08, 0x00];
+        assert_eq!(
+            Aggregate::parse(&no_data, Dialect::Java).err(),
+            Some(DecodeError::MissingData { offset: 6 })
+        );
+        // tag without key: record { pk 0, data "", tag { value "" } }
+        let no_key = [0x1A, 0x08, 0x08, 0x00, 0x1A, 0x00, 0x22, 0x02, 0x12, 0x00];
+        assert_eq!(
+            Aggregate::parse(&no_key, Dialect::Java).err(),
+            Some(DecodeError::MissingTagKey { offset: 10 })
+        );
+    }
+
+    #[test]
+    fn wrong_wire_type_is_unknown_for_java_only() {
+        // pk table entry sent as a varint
+        let buf = [0x08, 0x05];
+        let agg = Aggregate::parse(&buf, Dialect::Java);
+        assert!(agg.is_ok_and(|a| a.partition_keys().is_empty()));
+        assert_eq!(
+            Aggregate::parse(&buf, Dialect::Strict).err(),
+            Some(DecodeError::WrongWireType {
+                offset: 4,
+                field: 1,
+                wire_type: 0
+            })
+        );
+    }
+
+    #[test]
+    fn interleaved_fields_and_last_value_wins() {
+        // record first (pk index 0 then 1, data "x" then "y"), tables afterwards
+        let buf = [
+            0x1A, 0x0A, 0x08, 0x00, 0x1A, 0x01, b'x', 0x08, 0x01, 0x1A, 0x01, b'y', 0x0A, 0x01,
+            b'p', 0x0A, 0x01, b'q',
+        ];
+        let agg = Aggregate::parse(&buf, Dialect::Strict).unwrap();
+        let rec = agg.records().next().unwrap();
+        assert_eq!(rec.partition_key_index, 1);
+        assert_eq!(rec.data, b"y");
+        assert_eq!(rec.data_offset, 4 + 11);
+        assert_eq!(agg.partition_keys(), &[&b"p"[..], &b"q"[..]]);
+        assert_eq!(agg.offset_of(agg.partition_keys()[1]), 4 + 17);
+    }
+}
