@@ -200,10 +200,7 @@ impl Container {
             let (keys, table) = (&self.keys, &self.pk_table);
             self.pk_lookup
                 .find(pk_hash, |&i| {
-                    table
-                        .get(i as usize)
-                        .and_then(|&(s, l)| keys.get(s..s + l))
-                        == Some(pk)
+                    table.get(i as usize).and_then(|&(s, l)| keys.get(s..s + l)) == Some(pk)
                 })
                 .copied()
         };
@@ -492,7 +489,9 @@ impl Aggregator {
         core::mem::swap(&mut self.container, &mut self.spare);
         let old = &self.spare;
         for record in old.records.iter().skip(k) {
-            let ehk = record.ehk.and_then(|i| old.ehk_table.get(i as usize).copied());
+            let ehk = record
+                .ehk
+                .and_then(|i| old.ehk_table.get(i as usize).copied());
             self.container
                 .push(&self.hasher, old.pk(record.pk), ehk, old.data(record));
         }
@@ -516,7 +515,8 @@ mod tests {
     fn worked_example_bytes() {
         let mut agg = Aggregator::new(AggregatorConfig::default()).unwrap();
         agg.add(InputRecord::new("a", b"x")).unwrap();
-        agg.add(InputRecord::new("b", b"yz").with_explicit_hash_key("0123")).unwrap();
+        agg.add(InputRecord::new("b", b"yz").with_explicit_hash_key("0123"))
+            .unwrap();
         agg.add(InputRecord::new("a", b"")).unwrap();
         assert_eq!(agg.accurate_size(), 54);
         let out: Vec<_> = agg.drain().collect();
@@ -529,8 +529,8 @@ mod tests {
         assert_eq!(
             &out[0].data[38..],
             &[
-                0x50, 0xfb, 0x67, 0x61, 0xda, 0x66, 0xaa, 0x19, 0x6a, 0x30, 0x88, 0x4d, 0x63,
-                0x11, 0xe0, 0xd4
+                0x50, 0xfb, 0x67, 0x61, 0xda, 0x66, 0xaa, 0x19, 0x6a, 0x30, 0x88, 0x4d, 0x63, 0x11,
+                0xe0, 0xd4
             ]
         );
         assert!(agg.is_empty());

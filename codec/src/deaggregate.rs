@@ -225,7 +225,9 @@ impl<'a> Iterator for Deaggregated<'a> {
                 *next += 1;
                 Some(UserRecord {
                     partition_key: resolved.0,
-                    explicit_hash_key: resolved.1.and_then(|j| aggregate.explicit_hash_keys().get(j).copied()),
+                    explicit_hash_key: resolved
+                        .1
+                        .and_then(|j| aggregate.explicit_hash_keys().get(j).copied()),
                     data: raw.data,
                     sub_sequence_number,
                     aggregated: true,
@@ -287,9 +289,21 @@ pub fn deaggregate<'a>(
 ) -> Result<Deaggregated<'a>, DecodeError> {
     let strict = options.policy == Policy::Strict;
     let (protobuf, digest) = match Frame::split(data) {
-        Frame::NoMagic => return Ok(Deaggregated::plain(data, partition_key, PlainReason::NoMagic)),
+        Frame::NoMagic => {
+            return Ok(Deaggregated::plain(
+                data,
+                partition_key,
+                PlainReason::NoMagic,
+            ))
+        }
         Frame::TooShort if strict => return Err(DecodeError::TooShort { offset: 4 }),
-        Frame::TooShort => return Ok(Deaggregated::plain(data, partition_key, PlainReason::TooShort)),
+        Frame::TooShort => {
+            return Ok(Deaggregated::plain(
+                data,
+                partition_key,
+                PlainReason::TooShort,
+            ))
+        }
         Frame::Framed { protobuf, digest } => (protobuf, digest),
     };
     if options.verify_md5 && crate::md5(protobuf) != *digest {
@@ -298,9 +312,17 @@ pub fn deaggregate<'a>(
                 offset: data.len() - crate::DIGEST_LEN,
             });
         }
-        return Ok(Deaggregated::plain(data, partition_key, PlainReason::Md5Mismatch));
+        return Ok(Deaggregated::plain(
+            data,
+            partition_key,
+            PlainReason::Md5Mismatch,
+        ));
     }
-    let dialect = if strict { Dialect::Strict } else { Dialect::Java };
+    let dialect = if strict {
+        Dialect::Strict
+    } else {
+        Dialect::Java
+    };
     let aggregate = match Aggregate::parse(protobuf, dialect) {
         Ok(aggregate) => aggregate,
         Err(e) if strict => return Err(e),
@@ -434,4 +456,209 @@ fn pk_hash(cache: &mut [Option<u128>], raw: &RawRecord<'_>, pk: &[u8], policy: P
         *entry = Some(v);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    /// Frames a hand-written protobuf: magic, bytes, MD5.
+    fn framed(protobuf: &[u8]) -> Vec<u8> {
+        let mut out = crate::MAGIC.to_vec();
+        out.extend_from_slice(protobuf);
+        out.extend_from_slice(&crate::md5(protobuf));
+        out
+    }
+
+    fn data_of<'a>(d: Deaggregated<'a>) -> Vec<&'a [u8]> {
+        d.map(|r| r.data).collect()
+    }
+
+    /// pk table ["a"], then records with pk indices `indices` and data "0", "1", ...
+    fn with_pk_indices(indices: &[&[u8]]) -> Vec<u8> {
+        let mut pb = vec![0x0A, 0x01, b'a'];
+        for (i, index) in indices.iter().enumerate() {
+            let body_len = 1 + index.len() + 3;
+            pb.extend_from_slice(&[0x1A, body_len as u8, 0x08]);
+            pb.extend_from_slice(index);
+            pb.extend_from_slice(&[0x1A, 0x01, b'0' + i as u8]);
+        }
+        framed(&pb)
+    }
+
+    #[test]
+    fn kcl_keeps_records_before_a_bad_index_and_drops_the_rest() {
+        let data = with_pk_indices(&[&[0x00], &[0x05], &[0x00]]);
+        let kcl = deaggregate(&data, b"", &Options::kcl()).unwrap();
+        // offsets: magic 4 + pk entry 3 = 7 for record 0; each record is 7 bytes.
+        let bad = DecodeError::PartitionKeyIndexOutOfRange {
+            offset: 14,
+            index: 5,
+        };
+        assert_eq!(
+            kcl.verdict(),
+            Verdict::Aggregated {
+                records: 3,
+                emitted: 1,
+                dropped: Some(bad)
+            }
+        );
+        assert_eq!(data_of(kcl), vec![&b"0"[..]]);
+        assert_eq!(deaggregate(&data, b"", &Options::strict()).err(), Some(bad));
+    }
+
+    #[test]
+    fn kcl_casts_indices_to_32_bit_ints() {
+        // 2^32 resolves to entry 0; 2^31 is a negative int, out of range.
+        let two_32: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x10];
+        let two_31: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x08];
+        let data = with_pk_indices(&[two_32, two_31]);
+        let kcl: Vec<_> = deaggregate(&data, b"", &Options::kcl()).unwrap().collect();
+        assert_eq!(kcl.len(), 1);
+        assert_eq!(kcl[0].partition_key, b"a");
+        assert!(matches!(
+            deaggregate(&data, b"", &Options::strict()),
+            Err(DecodeError::PartitionKeyIndexOutOfRange {
+                index: 4294967296,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn explicit_hash_key_comes_from_presence_not_from_index_zero() {
+        // pk ["k"], ehk ["5"], record 0 without ehk index, record 1 with index 0.
+        let pb = [
+            0x0A, 0x01, b'k', 0x12, 0x01, b'5', 0x1A, 0x05, 0x08, 0x00, 0x1A, 0x01, b'x', 0x1A,
+            0x07, 0x08, 0x00, 0x10, 0x00, 0x1A, 0x01, b'y',
+        ];
+        let data = framed(&pb);
+        for options in [Options::kcl(), Options::strict()] {
+            let records: Vec<_> = deaggregate(&data, b"", &options).unwrap().collect();
+            assert_eq!(records[0].explicit_hash_key, None);
+            assert_eq!(records[0].hash_key(), hash_key(b"k"));
+            assert_eq!(records[1].explicit_hash_key, Some(&b"5"[..]));
+            assert_eq!(records[1].hash_key(), 5);
+        }
+    }
+
+    #[test]
+    fn hash_range_filter_is_all_or_nothing() {
+        // ehk ["10", "20"]; records with ehk 10 then 20.
+        let pb = [
+            0x0A, 0x01, b'k', 0x12, 0x02, b'1', b'0', 0x12, 0x02, b'2', b'0', 0x1A, 0x07, 0x08,
+            0x00, 0x10, 0x00, 0x1A, 0x01, b'x', 0x1A, 0x07, 0x08, 0x00, 0x10, 0x01, 0x1A, 0x01,
+            b'y',
+        ];
+        let data = framed(&pb);
+        let inside = Options::kcl().with_shard_range(HashRange::new(10, 20));
+        assert_eq!(deaggregate(&data, b"", &inside).unwrap().count(), 2);
+        let narrow = Options::kcl().with_shard_range(HashRange::new(0, 15));
+        let d = deaggregate(&data, b"", &narrow).unwrap();
+        assert!(matches!(
+            d.verdict(),
+            Verdict::Aggregated {
+                emitted: 0,
+                dropped: Some(DecodeError::OutsideShardRange { offset: 24 }),
+                ..
+            }
+        ));
+        assert_eq!(d.count(), 0);
+        let strict = Options::strict().with_shard_range(HashRange::new(0, 15));
+        assert_eq!(
+            deaggregate(&data, b"", &strict).err(),
+            Some(DecodeError::OutsideShardRange { offset: 24 })
+        );
+    }
+
+    #[test]
+    fn kcl_explicit_hash_keys_follow_java_big_integer() {
+        // ehk table [X]; records: pk-only, then one using ehk 0.
+        let with_ehk = |ehk: &[u8]| {
+            let mut pb = vec![0x0A, 0x01, b'k', 0x12, ehk.len() as u8];
+            pb.extend_from_slice(ehk);
+            pb.extend_from_slice(&[0x1A, 0x05, 0x08, 0x00, 0x1A, 0x01, b'x']);
+            pb.extend_from_slice(&[0x1A, 0x07, 0x08, 0x00, 0x10, 0x00, 0x1A, 0x01, b'y']);
+            framed(&pb)
+        };
+        let count = |ehk: &[u8]| {
+            deaggregate(&with_ehk(ehk), b"", &Options::kcl())
+                .unwrap()
+                .count()
+        };
+        assert_eq!(count(b"+0042"), 2); // leading sign and zeros are fine for BigInteger
+        assert_eq!(count(b"abc"), 1); // unparseable: keep what was emitted, drop the rest
+        assert_eq!(count(b"-1"), 0); // parses, but outside [0, 2^128-1]: drop everything
+        assert!(deaggregate(&with_ehk(b"+0042"), b"", &Options::strict()).is_err());
+    }
+
+    #[test]
+    fn zero_record_aggregate_yields_nothing() {
+        let data = framed(&[0x0A, 0x01, b'k']);
+        for options in [Options::kcl(), Options::strict()] {
+            let d = deaggregate(&data, b"", &options).unwrap();
+            assert_eq!(
+                d.verdict(),
+                Verdict::Aggregated {
+                    records: 0,
+                    emitted: 0,
+                    dropped: None
+                }
+            );
+            assert_eq!(d.count(), 0);
+        }
+    }
+
+    #[test]
+    fn md5_mismatch_passes_through_or_fails_or_is_ignored() {
+        let mut data = framed(&[0x0A, 0x01, b'k', 0x1A, 0x04, 0x08, 0x00, 0x1A, 0x00]);
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        let kcl: Vec<_> = deaggregate(&data, b"outer", &Options::kcl())
+            .unwrap()
+            .collect();
+        assert_eq!(kcl.len(), 1);
+        assert!(!kcl[0].aggregated);
+        assert_eq!(
+            (kcl[0].partition_key, kcl[0].data),
+            (&b"outer"[..], &data[..])
+        );
+        assert_eq!(
+            deaggregate(&data, b"outer", &Options::strict()).err(),
+            Some(DecodeError::Md5Mismatch { offset: 13 })
+        );
+        let unchecked = Options::strict().without_md5_check();
+        assert_eq!(deaggregate(&data, b"outer", &unchecked).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn invalid_utf8_keys_hash_like_java() {
+        // ED A0 80 (an encoded surrogate) becomes ONE U+FFFD in Java, so the hash is the
+        // MD5 of EF BF BD.
+        let data = framed(&[
+            0x0A, 0x03, 0xED, 0xA0, 0x80, 0x1A, 0x04, 0x08, 0x00, 0x1A, 0x00, 0x1A, 0x04, 0x08,
+            0x00, 0x1A, 0x00,
+        ]);
+        let records: Vec<_> = deaggregate(&data, b"", &Options::kcl()).unwrap().collect();
+        assert_eq!(records[0].partition_key, &[0xED, 0xA0, 0x80]);
+        assert!(records[0].partition_key_str().is_err());
+        assert_eq!(records[0].hash_key(), hash_key("\u{FFFD}".as_bytes()));
+        assert_eq!(
+            deaggregate(&data, b"", &Options::strict()).err(),
+            Some(DecodeError::InvalidUtf8 { offset: 4 })
+        );
+    }
+
+    #[test]
+    fn returned_slices_borrow_from_the_input() {
+        let data = framed(&[0x0A, 0x01, b'k', 0x1A, 0x05, 0x08, 0x00, 0x1A, 0x01, b'x']);
+        let record = deaggregate(&data, b"", &Options::strict())
+            .unwrap()
+            .next()
+            .unwrap();
+        let range = data.as_ptr_range();
+        assert!(range.contains(&record.data.as_ptr()));
+        assert!(range.contains(&record.partition_key.as_ptr()));
+    }
 }

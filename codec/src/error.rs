@@ -153,9 +153,7 @@ impl DecodeError {
             DecodeError::InvalidUtf8 { .. } => "InvalidUtf8",
             DecodeError::InvalidExplicitHashKey { .. } => "InvalidExplicitHashKey",
             DecodeError::PartitionKeyIndexOutOfRange { .. } => "PartitionKeyIndexOutOfRange",
-            DecodeError::ExplicitHashKeyIndexOutOfRange { .. } => {
-                "ExplicitHashKeyIndexOutOfRange"
-            }
+            DecodeError::ExplicitHashKeyIndexOutOfRange { .. } => "ExplicitHashKeyIndexOutOfRange",
             DecodeError::OutsideShardRange { .. } => "OutsideShardRange",
         }
     }
@@ -166,7 +164,10 @@ impl fmt::Display for DecodeError {
         let offset = self.offset();
         match *self {
             DecodeError::TooShort { .. } => {
-                write!(f, "magic present but 16 bytes or fewer follow it (byte {offset})")
+                write!(
+                    f,
+                    "magic present but 16 bytes or fewer follow it (byte {offset})"
+                )
             }
             DecodeError::Md5Mismatch { .. } => {
                 write!(f, "stored MD5 at byte {offset} does not match the protobuf")

@@ -71,9 +71,7 @@ const fn bad_second_of_three(lead: u8, second: u8) -> bool {
 /// (not a continuation byte, an overlong `F0` encoding, or above U+10FFFF
 /// after an `F4`).
 const fn bad_second_of_four(lead: u8, second: u8) -> bool {
-    !is_continuation(second)
-        || (lead == 0xF0 && second < 0x90)
-        || (lead == 0xF4 && second > 0x8F)
+    !is_continuation(second) || (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F)
 }
 
 /// Decodes one character (or one U+FFFD) from the non-empty `rest`, returning
@@ -163,10 +161,10 @@ pub(crate) enum BigIntegerParse {
 /// JDK 17 (Unicode `Nd` zeros in the BMP); the digits one to nine follow each
 /// of them consecutively.
 const ZERO_DIGITS: [u16; 37] = [
-    0x0030, 0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66,
-    0x0CE6, 0x0D66, 0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946,
-    0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0,
-    0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x0030, 0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6,
+    0x0D66, 0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80,
+    0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
+    0xFF10,
 ];
 
 /// Returns `Character.digit(c, 10)` for `c`, or `None` where Java returns -1.
@@ -215,7 +213,10 @@ pub(crate) fn parse_big_integer(text: &str) -> BigIntegerParse {
         };
         if !overflow {
             // Leading zeros keep `value` at zero, so they are skipped for free.
-            match value.checked_mul(10).and_then(|v| v.checked_add(u128::from(digit))) {
+            match value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u128::from(digit)))
+            {
                 Some(next) => value = next,
                 None => overflow = true,
             }

@@ -55,7 +55,9 @@ pub mod view;
 mod wire;
 
 pub use aggregate::{Aggregator, AggregatorConfig, InputRecord, KinesisRecord};
-pub use deaggregate::{deaggregate, Deaggregated, Options, PlainReason, Policy, UserRecord, Verdict};
+pub use deaggregate::{
+    deaggregate, Deaggregated, Options, PlainReason, Policy, UserRecord, Verdict,
+};
 pub use error::{DecodeError, EncodeError};
 pub use hash_key::{effective_hash_key, hash_key, parse_explicit_hash_key, HashRange};
 

@@ -249,11 +249,8 @@ fn parse_record<'a>(
             (1, Value::Varint(v)) => partition_key_index = Some(v),
             (2, Value::Varint(v)) => explicit_hash_key_index = Some(v),
             (3, Value::Bytes(b)) => data = Some((b, inner.payload_offset)),
-            (4, Value::Bytes(tag)) => {
-                if check_tags {
-                    check_tag(&inner, tag, dialect)?;
-                }
-            }
+            (4, Value::Bytes(tag)) if check_tags => check_tag(&inner, tag, dialect)?,
+            (4, Value::Bytes(_)) => {}
             (1 | 2, _) if inner.wire_type != WIRE_VARINT => wrong_wire_type(&inner, dialect)?,
             (3 | 4, _) if inner.wire_type != WIRE_LEN => wrong_wire_type(&inner, dialect)?,
             _ => {}

@@ -344,13 +344,9 @@ mod tests {
 
     #[test]
     fn deep_groups_hit_the_limit() {
-        let mut deep = Vec::new();
-        for _ in 0..101 {
-            deep.push(0x0B); // field 1 start group
-        }
-        for _ in 0..101 {
-            deep.push(0x0C);
-        }
+        // 101 nested groups of field 1: start tags 0x0B, end tags 0x0C.
+        let mut deep = vec![0x0B; 101];
+        deep.extend_from_slice(&[0x0C; 101]);
         assert_eq!(
             fields(&deep, Dialect::Strict),
             Err(DecodeError::RecursionLimit { offset: 100 })
