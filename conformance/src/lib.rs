@@ -1,0 +1,44 @@
+//! # kpl-conformance
+//!
+//! Checks implementations of the KPL aggregated record format against the golden vectors
+//! of `kpl-vectors`, and renders the results as a compatibility matrix.
+//!
+//! Today the only implementation is the built-in one, kpl-codec, under both of its
+//! deaggregation policies ([`builtin`]); adapters for other implementations plug into the
+//! same [`Outcome`] and [`Report`] types.
+//!
+//! ```
+//! let vectors = kpl_vectors::load_all()?;
+//! let report = kpl_conformance::run_builtin(&vectors);
+//! assert!(report.failures().next().is_none());
+//! print!("{}", report.render_text());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod builtin;
+mod report;
+
+pub use report::{Outcome, Report};
+
+/// Runs every vector against kpl-codec (every check that applies to the vector's kind:
+/// encode, decode under each policy, hash keys) and collects the outcomes.
+pub fn run_builtin(vectors: &[kpl_vectors::Vector]) -> Report {
+    let mut report = Report::default();
+    for vector in vectors {
+        for (implementation, result) in builtin::check_all(vector) {
+            report.push(Outcome {
+                implementation: implementation.to_string(),
+                category: category_of(&vector.name).to_string(),
+                vector: vector.name.clone(),
+                result,
+            });
+        }
+    }
+    report
+}
+
+/// The category of a vector: the first segment of its name (`decode/...` -> `decode`).
+pub fn category_of(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
+}
