@@ -111,7 +111,13 @@ impl<'a> Aggregate<'a> {
     /// table entries that are not UTF-8, and explicit hash keys that are not decimal
     /// numbers in `[0, 2^128 - 1]`. Index ranges are not checked here.
     pub fn parse(protobuf: &'a [u8], dialect: Dialect) -> Result<Self, DecodeError> {
-        let mut reader = FieldReader::new(protobuf, PROTOBUF_OFFSET, 0, dialect);
+        let mut reader = FieldReader::new(
+            protobuf,
+            PROTOBUF_OFFSET,
+            0,
+            dialect,
+            aggregated_record_schema,
+        );
         let mut partition_keys = Vec::new();
         let mut explicit_hash_keys = Vec::new();
         let mut record_count = 0usize;
@@ -144,7 +150,6 @@ impl<'a> Aggregate<'a> {
                     parse_record(&field, body, dialect, true)?;
                     record_count += 1;
                 }
-                (1..=3, _) => wrong_wire_type(&field, dialect)?,
                 _ => {}
             }
         }
@@ -180,7 +185,13 @@ impl<'a> Aggregate<'a> {
     /// The records, in stored order, without allocating.
     pub fn records(&self) -> RawRecords<'a> {
         RawRecords {
-            reader: FieldReader::new(self.protobuf, PROTOBUF_OFFSET, 0, self.dialect),
+            reader: FieldReader::new(
+                self.protobuf,
+                PROTOBUF_OFFSET,
+                0,
+                self.dialect,
+                aggregated_record_schema,
+            ),
             dialect: self.dialect,
             remaining: self.record_count,
         }
@@ -221,16 +232,24 @@ impl<'a> Iterator for RawRecords<'a> {
     }
 }
 
-fn wrong_wire_type(field: &Field<'_>, dialect: Dialect) -> Result<(), DecodeError> {
-    match dialect {
-        // protobuf-java treats a known number with another wire type as an unknown field.
-        Dialect::Java => Ok(()),
-        Dialect::Strict => Err(DecodeError::WrongWireType {
-            offset: field.offset,
-            field: field.number,
-            wire_type: field.wire_type,
-        }),
+/// Wire types of `AggregatedRecord`'s fields: both tables and the records are
+/// length-delimited.
+fn aggregated_record_schema(number: u32) -> Option<u8> {
+    matches!(number, 1..=3).then_some(WIRE_LEN)
+}
+
+/// Wire types of `Record`'s fields.
+fn record_schema(number: u32) -> Option<u8> {
+    match number {
+        1 | 2 => Some(WIRE_VARINT),
+        3 | 4 => Some(WIRE_LEN),
+        _ => None,
     }
+}
+
+/// Wire types of `Tag`'s fields: key and value are strings.
+fn tag_schema(number: u32) -> Option<u8> {
+    matches!(number, 1 | 2).then_some(WIRE_LEN)
 }
 
 /// Parses one `Record` message body; `check_tags` also validates its `Tag` messages.
@@ -240,7 +259,7 @@ fn parse_record<'a>(
     dialect: Dialect,
     check_tags: bool,
 ) -> Result<RawRecord<'a>, DecodeError> {
-    let mut reader = FieldReader::new(body, field.payload_offset, 1, dialect);
+    let mut reader = FieldReader::new(body, field.payload_offset, 1, dialect, record_schema);
     let mut partition_key_index = None;
     let mut explicit_hash_key_index = None;
     let mut data = None;
@@ -251,8 +270,6 @@ fn parse_record<'a>(
             (3, Value::Bytes(b)) => data = Some((b, inner.payload_offset)),
             (4, Value::Bytes(tag)) if check_tags => check_tag(&inner, tag, dialect)?,
             (4, Value::Bytes(_)) => {}
-            (1 | 2, _) if inner.wire_type != WIRE_VARINT => wrong_wire_type(&inner, dialect)?,
-            (3 | 4, _) if inner.wire_type != WIRE_LEN => wrong_wire_type(&inner, dialect)?,
             _ => {}
         }
     }
@@ -278,12 +295,11 @@ fn parse_record<'a>(
 
 /// Validates one `Tag` message body: `key` is required.
 fn check_tag(field: &Field<'_>, body: &[u8], dialect: Dialect) -> Result<(), DecodeError> {
-    let mut reader = FieldReader::new(body, field.payload_offset, 2, dialect);
+    let mut reader = FieldReader::new(body, field.payload_offset, 2, dialect, tag_schema);
     let mut has_key = false;
     while let Some(inner) = reader.next_field()? {
         match (inner.number, inner.value) {
             (1, Value::Bytes(_)) => has_key = true,
-            (1 | 2, _) if inner.wire_type != WIRE_LEN => wrong_wire_type(&inner, dialect)?,
             _ => {}
         }
     }

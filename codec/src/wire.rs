@@ -96,6 +96,9 @@ fn read_varint(buf: &[u8], pos: usize, dialect: Dialect) -> Result<(u64, usize),
     }
 }
 
+/// The wire type the schema gives a field number of a message, `None` for unknown fields.
+pub(crate) type Schema = fn(u32) -> Option<u8>;
+
 /// Iterates over the fields of one message body.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldReader<'a> {
@@ -104,18 +107,28 @@ pub(crate) struct FieldReader<'a> {
     base: usize,
     depth: u32,
     dialect: Dialect,
+    schema: Schema,
 }
 
 impl<'a> FieldReader<'a> {
     /// A reader over `buf`, whose first byte is at absolute offset `base`, nested `depth`
-    /// levels below the top-level message.
-    pub(crate) fn new(buf: &'a [u8], base: usize, depth: u32, dialect: Dialect) -> Self {
+    /// levels below the top-level message. In the strict dialect, a field that `schema`
+    /// knows but that comes with another wire type is an error, detected at its tag (as
+    /// prost does); protobuf-java skips it as an unknown field.
+    pub(crate) fn new(
+        buf: &'a [u8],
+        base: usize,
+        depth: u32,
+        dialect: Dialect,
+        schema: Schema,
+    ) -> Self {
         FieldReader {
             buf,
             pos: 0,
             base,
             depth,
             dialect,
+            schema,
         }
     }
 
@@ -237,6 +250,17 @@ impl<'a> FieldReader<'a> {
         }
         let offset = self.base + self.pos;
         let (number, wire_type, after_tag) = self.read_tag(self.pos)?;
+        if self.dialect == Dialect::Strict && wire_type <= WIRE_FIXED32 {
+            if let Some(expected) = (self.schema)(number) {
+                if expected != wire_type {
+                    return Err(DecodeError::WrongWireType {
+                        offset,
+                        field: number,
+                        wire_type,
+                    });
+                }
+            }
+        }
         let (value, next) = self.read_value(number, wire_type, after_tag, offset)?;
         let payload_offset = match value {
             Value::Bytes(b) => self.base + (next - b.len()),
@@ -284,7 +308,7 @@ mod tests {
     use alloc::vec::Vec;
 
     fn fields(buf: &[u8], dialect: Dialect) -> Result<Vec<(u32, u8)>, DecodeError> {
-        let mut r = FieldReader::new(buf, 0, 0, dialect);
+        let mut r = FieldReader::new(buf, 0, 0, dialect, |_| None);
         let mut out = Vec::new();
         while let Some(f) = r.next_field()? {
             out.push((f.number, f.wire_type));
