@@ -75,3 +75,8 @@ pub fn md5(bytes: &[u8]) -> [u8; 16] {
     use md5::{Digest, Md5};
     Md5::digest(bytes).into()
 }
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

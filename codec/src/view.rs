@@ -298,9 +298,8 @@ fn check_tag(field: &Field<'_>, body: &[u8], dialect: Dialect) -> Result<(), Dec
     let mut reader = FieldReader::new(body, field.payload_offset, 2, dialect, tag_schema);
     let mut has_key = false;
     while let Some(inner) = reader.next_field()? {
-        match (inner.number, inner.value) {
-            (1, Value::Bytes(_)) => has_key = true,
-            _ => {}
+        if let (1, Value::Bytes(_)) = (inner.number, inner.value) {
+            has_key = true;
         }
     }
     if has_key {

@@ -1,8 +1,11 @@
-//! A prost-based reference model of the format, used as a test oracle.
+//! A prost-based reference model of the KPL aggregated record format, used as a test
+//! oracle by kpl-codec's tests and fuzz targets. It shares no code with kpl-codec.
 //!
 //! prost decodes well-formed protobuf but does not enforce `required` fields; strings are
 //! declared as `bytes` so that prost accepts invalid UTF-8 like protobuf-java does.
-#![allow(dead_code)]
+#![allow(missing_docs)]
+
+pub mod reducer;
 
 use prost::Message;
 
@@ -51,15 +54,15 @@ pub fn frame(protobuf: &[u8]) -> Vec<u8> {
 pub type Owned = (Vec<u8>, Option<Vec<u8>>, Vec<u8>);
 
 /// What a strict decoder must return for a message prost decoded: the user records, or
-/// `Err(())` when a rule prost does not enforce is broken (required fields, UTF-8 keys,
+/// `None` when a rule prost does not enforce is broken (required fields, UTF-8 keys,
 /// explicit hash key syntax, index ranges).
-pub fn strict_expectation(message: &AggregatedRecord) -> Result<Vec<Owned>, ()> {
+pub fn strict_expectation(message: &AggregatedRecord) -> Option<Vec<Owned>> {
     for record in &message.records {
         if record.partition_key_index.is_none() || record.data.is_none() {
-            return Err(());
+            return None;
         }
         if record.tags.iter().any(|t| t.key.is_none()) {
-            return Err(());
+            return None;
         }
     }
     for key in message
@@ -68,32 +71,32 @@ pub fn strict_expectation(message: &AggregatedRecord) -> Result<Vec<Owned>, ()> 
         .chain(&message.explicit_hash_key_table)
     {
         if std::str::from_utf8(key).is_err() {
-            return Err(());
+            return None;
         }
     }
     for key in &message.explicit_hash_key_table {
-        let text = std::str::from_utf8(key).map_err(|_| ())?;
+        let text = std::str::from_utf8(key).ok()?;
         if text.is_empty()
             || !text.bytes().all(|b| b.is_ascii_digit())
             || text.trim_start_matches('0').len() > 39
             || (text.trim_start_matches('0').len() == 39
                 && text.trim_start_matches('0') > "340282366920938463463374607431768211455")
         {
-            return Err(());
+            return None;
         }
     }
     let mut out = Vec::new();
     for record in &message.records {
-        let pk = usize::try_from(record.partition_key_index.ok_or(())?).map_err(|_| ())?;
-        let pk = message.partition_key_table.get(pk).ok_or(())?;
+        let pk = usize::try_from(record.partition_key_index?).ok()?;
+        let pk = message.partition_key_table.get(pk)?;
         let ehk = match record.explicit_hash_key_index {
             None => None,
             Some(i) => {
-                let i = usize::try_from(i).map_err(|_| ())?;
-                Some(message.explicit_hash_key_table.get(i).ok_or(())?.clone())
+                let i = usize::try_from(i).ok()?;
+                Some(message.explicit_hash_key_table.get(i)?.clone())
             }
         };
-        out.push((pk.clone(), ehk, record.data.clone().ok_or(())?));
+        out.push((pk.clone(), ehk, record.data.clone()?));
     }
-    Ok(out)
+    Some(out)
 }
