@@ -18,9 +18,9 @@
 use alloc::vec::Vec;
 
 use crate::error::DecodeError;
-use crate::hash_key::{hash_key, parse_explicit_hash_key, HashRange};
+use crate::hash_key::{kcl_hash_key, parse_explicit_hash_key, HashRange};
 use crate::java::{self, BigIntegerParse};
-use crate::view::{Aggregate, Dialect, Frame, RawRecord, RawRecords};
+use crate::view::{kcl_index, Aggregate, Dialect, Frame, RawRecord, RawRecords};
 
 /// How to treat what follows the magic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -148,7 +148,7 @@ impl<'a> UserRecord<'a> {
     pub fn hash_key(&self) -> u128 {
         match self.explicit_hash_key_value {
             Some(value) => value,
-            None => hash_key(java::utf8_lossy(self.partition_key).as_bytes()),
+            None => kcl_hash_key(self.partition_key),
         }
     }
 }
@@ -257,7 +257,7 @@ fn resolve<'a>(
 ) -> Option<(&'a [u8], Option<usize>)> {
     let index = |value: u64| -> Option<usize> {
         match policy {
-            Policy::Kcl => usize::try_from(value as u32 as i32).ok(),
+            Policy::Kcl => kcl_index(value),
             Policy::Strict => usize::try_from(value).ok(),
         }
     };
@@ -445,13 +445,13 @@ fn resolve_pk_only(aggregate: &Aggregate<'_>, raw: &RawRecord<'_>, policy: Polic
 /// The MD5 hash key of a record's partition key, computed once per table entry.
 fn pk_hash(cache: &mut [Option<u128>], raw: &RawRecord<'_>, pk: &[u8], policy: Policy) -> u128 {
     let slot = match policy {
-        Policy::Kcl => raw.partition_key_index as u32 as usize,
+        Policy::Kcl => kcl_index(raw.partition_key_index).unwrap_or(usize::MAX),
         Policy::Strict => usize::try_from(raw.partition_key_index).unwrap_or(usize::MAX),
     };
     if let Some(Some(v)) = cache.get(slot) {
         return *v;
     }
-    let v = hash_key(java::utf8_lossy(pk).as_bytes());
+    let v = kcl_hash_key(pk);
     if let Some(entry) = cache.get_mut(slot) {
         *entry = Some(v);
     }
@@ -461,6 +461,7 @@ fn pk_hash(cache: &mut [Option<u128>], raw: &RawRecord<'_>, pk: &[u8], policy: P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash_key::hash_key;
     use alloc::vec;
 
     /// Frames a hand-written protobuf: magic, bytes, MD5.

@@ -164,10 +164,7 @@ impl fmt::Display for DecodeError {
         let offset = self.offset();
         match *self {
             DecodeError::TooShort { .. } => {
-                write!(
-                    f,
-                    "magic present but 16 bytes or fewer follow it (byte {offset})"
-                )
+                f.write_str("magic present but 16 bytes or fewer follow it")
             }
             DecodeError::Md5Mismatch { .. } => {
                 write!(f, "stored MD5 at byte {offset} does not match the protobuf")
@@ -295,7 +292,7 @@ impl fmt::Display for EncodeError {
             ),
             EncodeError::InvalidExplicitHashKey { offset } => write!(
                 f,
-                "explicit hash key is not a decimal number in [0, 2^128-1] (at character {offset})"
+                "explicit hash key is not a decimal number in [0, 2^128-1] (at byte {offset})"
             ),
             EncodeError::RecordTooLarge { size, limit } => write!(
                 f,

@@ -18,6 +18,20 @@ pub fn hash_key(partition_key: &[u8]) -> u128 {
     u128::from_be_bytes(crate::md5(partition_key))
 }
 
+/// The hash key KCL computes for a partition key taken from an aggregate's table: MD5 of
+/// the key after Java's lossy UTF-8 decoding and re-encoding. Equal to [`hash_key`] for
+/// valid UTF-8; for invalid UTF-8 each malformed sequence becomes U+FFFD the way Java 17's
+/// `new String(bytes, UTF_8)` replaces it (an encoded surrogate `ED A0 80` is ONE U+FFFD).
+///
+/// ```
+/// use kpl_codec::hash_key::{hash_key, kcl_hash_key};
+/// assert_eq!(kcl_hash_key(b"abcd"), hash_key(b"abcd"));
+/// assert_eq!(kcl_hash_key(&[0xED, 0xA0, 0x80]), hash_key("\u{FFFD}".as_bytes()));
+/// ```
+pub fn kcl_hash_key(partition_key: &[u8]) -> u128 {
+    hash_key(crate::java::utf8_lossy(partition_key).as_bytes())
+}
+
 /// Parses an explicit hash key as the encoder accepts it: one or more ASCII digits
 /// (leading zeros allowed), value at most 2^128 - 1. No sign, no spaces.
 ///

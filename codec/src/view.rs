@@ -39,6 +39,19 @@ use crate::{DIGEST_LEN, MAGIC};
 /// Absolute offset of the protobuf inside a Kinesis record's data.
 pub const PROTOBUF_OFFSET: usize = MAGIC.len();
 
+/// The table position KCL reads for a stored index: KCL casts the `uint64` to a Java
+/// `int` first, so 2^32 is entry 0 and 2^31..2^32-1 are negative (outside any table).
+///
+/// ```
+/// use kpl_codec::view::kcl_index;
+/// assert_eq!(kcl_index(3), Some(3));
+/// assert_eq!(kcl_index(1 << 32), Some(0));
+/// assert_eq!(kcl_index(1 << 31), None);
+/// ```
+pub fn kcl_index(value: u64) -> Option<usize> {
+    usize::try_from(value as u32 as i32).ok()
+}
+
 /// How a Kinesis record's data is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {

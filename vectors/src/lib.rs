@@ -36,9 +36,14 @@ pub fn corpus_dir() -> PathBuf {
 
 /// Loads every `corpus/**/*.json` vector, sorted by name.
 pub fn load_all() -> Result<Vec<Vector>, LoadError> {
-    let root = corpus_dir();
+    load_dir(&corpus_dir())
+}
+
+/// Loads every `**/*.json` vector below `root`, sorted by name (the path below `root`
+/// without `.json`).
+pub fn load_dir(root: &Path) -> Result<Vec<Vector>, LoadError> {
     let mut files = Vec::new();
-    collect_json(&root, &root, &mut files)?;
+    collect_json(root, root, &mut files)?;
     files.sort();
     let mut out = Vec::with_capacity(files.len());
     for (name, path) in files {

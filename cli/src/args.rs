@@ -1,0 +1,272 @@
+//! The command line: subcommands, options and their `--help` text (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kpl_codec::{parse_explicit_hash_key, HashRange};
+
+const INPUT_FORMATS: &str = "\
+INPUT FORMATS (--from):
+  raw          The whole input is the data of ONE Kinesis record, byte for byte (default).
+  base64       The same, as base64 text (standard alphabet; padding optional). Whitespace
+               around it and line breaks inside it (as `base64` wraps) are ignored.
+  hex          The same, as hex digits (upper or lower case). Whitespace is ignored.
+  lambda       An AWS Lambda KinesisEvent JSON:
+                 {\"Records\":[{\"kinesis\":{\"partitionKey\":\"..\",\"data\":\"<base64>\",
+                   \"sequenceNumber\":\"..\",...},\"eventID\":\"..\",...}]}
+               Every record in it is read, in order.
+  get-records  The JSON printed by `aws kinesis get-records`:
+                 {\"Records\":[{\"SequenceNumber\":\"..\",\"ApproximateArrivalTimestamp\":..,
+                   \"Data\":\"<base64>\",\"PartitionKey\":\"..\"}],\"NextShardIterator\":\"..\"}
+               Every record in it is read, in order.
+  For raw, base64 and hex input the Kinesis record's own partition key is not part of the
+  input: give it with --partition-key (default: the empty string). It is the key reported
+  for a plain (not aggregated) record.";
+
+const DECODE_AFTER: &str = "\
+OUTPUT (NDJSON, one line per user record, in order):
+  {\"PartitionKey\":\"..\",\"ExplicitHashKey\":\"..\"|null,\"Data\":\"<base64>\",
+   \"SubSequenceNumber\":0,\"Aggregated\":true,\"SequenceNumber\":\"..\"}
+  SequenceNumber is present only when the input record carried one (lambda, get-records).
+  Aggregated is false for a plain record passed through as it is.
+  Keys that are not valid UTF-8 are printed losslessly: PartitionKey then holds the lossy
+  text (each bad sequence replaced by U+FFFD) and an extra field PartitionKeyBase64 holds
+  the exact bytes, in base64. PartitionKeyBase64 is present only in that case. The same
+  goes for ExplicitHashKey and ExplicitHashKeyBase64.
+
+POLICIES (--policy):
+  kcl     Exactly what the Kinesis Client Library does (default): anything that is not a
+          valid aggregate (no magic, 16 bytes or fewer after it, MD5 mismatch, protobuf
+          that does not parse) is passed through as one plain record; an index outside its
+          table keeps the user records already emitted and drops the rest; a hash key
+          outside the shard's range drops the whole aggregate. Never an error.
+  strict  Anything wrong after the magic is an error naming the defect and its byte offset:
+          `kpl` stops there with exit code 1 (the user records of earlier Kinesis records
+          are already printed). A record without the magic is a plain record.
+
+EXIT CODES:
+  0 success; 1 a defect under --policy strict; 2 bad usage or bad input.";
+
+const ENCODE_AFTER: &str = "\
+INPUT (NDJSON, one user record per line, blank lines skipped):
+  {\"PartitionKey\":\"..\",\"ExplicitHashKey\":\"..\",\"Data\":\"<base64>\"}
+  PartitionKey: 1 to 256 characters (UTF-16 code units). ExplicitHashKey: optional (may be
+  null), decimal digits, value at most 2^128-1. Data: base64 (may be empty). Any other
+  field is an error, so that a typo is never silently ignored.
+
+OUTPUT (NDJSON, one line per Kinesis record, exactly as Java KPL would put them):
+  {\"PartitionKey\":\"..\",\"ExplicitHashKey\":\"..\",\"Data\":\"<base64>\"}
+  Two or more user records become one aggregate (magic, protobuf, MD5) under the
+  partition key \"a\" and the first user record's hash key; a lone user record is put as it
+  is, with its own partition key and its hash key. Records are split where KPL splits
+  (AggregationMaxSize, AggregationMaxCount) and never reordered; everything still waiting
+  is flushed at the end of the input.
+
+EXIT CODES:
+  0 success; 2 bad usage, bad input (the message names the line) or bad limits.";
+
+const INSPECT_AFTER: &str = "\
+OUTPUT (for people, not for parsing): for each Kinesis record its length; whether the
+magic is there and how the record is framed; for an aggregate the protobuf length, the MD5
+stored and computed and whether they match, both key tables (index, byte offset, length,
+text, escaped when not UTF-8) and every record (byte offset, size, key indices, data length
+and a preview of the first 16 bytes of its data); then the verdict under both policies:
+what KCL does with it (aggregated with N user records, passed through and why, records
+dropped and why) and whether a strict decoder accepts it (or the defect and its offset).
+Byte offsets count from the start of the Kinesis record's data (the magic is at byte 0).
+
+EXIT CODES:
+  0 the records were inspected (whatever their verdict); 2 bad usage or bad input.";
+
+/// `kpl`: decode, encode and inspect records in the Kinesis Producer Library (KPL)
+/// aggregated record format.
+#[derive(Debug, Parser)]
+#[command(name = "kpl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deaggregate Kinesis records into user records, as NDJSON.
+    #[command(
+        after_help = "Run `kpl decode --help` for the input formats, the output, the policies and the exit codes.",
+        after_long_help = format!("{INPUT_FORMATS}\n\n{DECODE_AFTER}")
+    )]
+    Decode(DecodeArgs),
+    /// Aggregate NDJSON user records into Kinesis records, exactly as KPL would put them.
+    #[command(
+        after_help = "Run `kpl encode --help` for the input and output formats and the exit codes.",
+        after_long_help = ENCODE_AFTER
+    )]
+    Encode(EncodeArgs),
+    /// Explain, byte by byte, what is in Kinesis records and how each policy reads them.
+    #[command(
+        after_help = "Run `kpl inspect --help` for the input formats, what is shown and the exit codes.",
+        after_long_help = format!("{INPUT_FORMATS}\n\n{INSPECT_AFTER}")
+    )]
+    Inspect(InspectArgs),
+    /// Check implementations against the golden test vectors and print the matrix.
+    #[command(after_long_help = CONFORMANCE_AFTER)]
+    Conformance(ConformanceArgs),
+}
+
+const CONFORMANCE_AFTER: &str = "\
+Runs every vector of the golden corpus (vectors/corpus: encode, decode, malformed and hash-key
+vectors) against kpl-codec, under both deaggregation policies, and prints a Markdown matrix:
+rows are implementations, columns are vector categories, cells are passed/total, followed by
+the failing vectors with a one-line reason each.
+
+Exit codes: 0 every check passed; 1 some check failed; 2 the corpus could not be read.";
+
+/// Arguments of `kpl conformance`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConformanceArgs {
+    /// The corpus directory (default: the vectors/corpus this kpl was built from).
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<std::path::PathBuf>,
+}
+
+/// How the input holds the Kinesis record(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// The whole input is one Kinesis record's data.
+    Raw,
+    /// One Kinesis record's data as base64 text.
+    Base64,
+    /// One Kinesis record's data as hex text.
+    Hex,
+    /// An AWS Lambda KinesisEvent JSON (every record in it).
+    Lambda,
+    /// The JSON of `aws kinesis get-records` (every record in it).
+    GetRecords,
+}
+
+/// The deaggregation policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Exactly what KCL does: passthrough, keep-then-drop, never an error.
+    Kcl,
+    /// Any defect after the magic is an error (exit code 1).
+    Strict,
+}
+
+/// Where the Kinesis records come from (shared by `decode` and `inspect`).
+#[derive(Debug, Clone, Args)]
+pub struct Source {
+    /// Input file; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Input format (see INPUT FORMATS in --help).
+    #[arg(long, value_enum, default_value_t = InputFormat::Raw, value_name = "FORMAT")]
+    pub from: InputFormat,
+
+    /// The Kinesis record's own partition key, for raw, base64 and hex input (default:
+    /// empty). Reported for a plain record.
+    #[arg(long, value_name = "PK")]
+    pub partition_key: Option<String>,
+
+    /// The shard's hash range, two decimal hash keys START-END (inclusive, START <= END):
+    /// KCL drops a whole aggregate when any of its user records hashes outside it.
+    #[arg(
+        long,
+        value_name = "START-END",
+        value_parser = parse_shard_range,
+        allow_hyphen_values = true
+    )]
+    pub shard_range: Option<HashRange>,
+}
+
+/// Options of `kpl decode`.
+#[derive(Debug, Clone, Args)]
+pub struct DecodeArgs {
+    /// Where the records come from.
+    #[command(flatten)]
+    pub source: Source,
+
+    /// Deaggregation policy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Kcl)]
+    pub policy: PolicyArg,
+
+    /// Do not check the MD5 of aggregates (trusted input only).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// Options of `kpl encode`.
+#[derive(Debug, Clone, Args)]
+pub struct EncodeArgs {
+    /// Input file of NDJSON user records; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// KPL's AggregationMaxSize: largest aggregate, 20 + protobuf bytes (64..=10485760;
+    /// default 51200).
+    #[arg(long, value_name = "BYTES")]
+    pub max_size: Option<usize>,
+
+    /// KPL's AggregationMaxCount: most user records per aggregate (1..=4294967295; default
+    /// 4294967295).
+    #[arg(long, value_name = "N")]
+    pub max_count: Option<u64>,
+
+    /// The stream's Kinesis record limit, data plus partition key (64..=10485760; default
+    /// 1048576).
+    #[arg(long, value_name = "BYTES")]
+    pub max_record_size: Option<usize>,
+}
+
+/// Options of `kpl inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// Where the records come from.
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Parses `START-END`: two decimal hash keys in `[0, 2^128 - 1]`, `START <= END`.
+pub fn parse_shard_range(text: &str) -> Result<HashRange, String> {
+    let expected = "expected START-END, two decimal hash keys in [0, 2^128-1] with START <= END";
+    let Some((start, end)) = text.trim().split_once('-') else {
+        return Err(format!("{text:?}: no '-' found; {expected}"));
+    };
+    let parse = |what: &str, value: &str| {
+        parse_explicit_hash_key(value)
+            .map_err(|_| format!("{what} {value:?} is not a decimal hash key; {expected}"))
+    };
+    let start = parse("START", start)?;
+    let end = parse("END", end)?;
+    if start > end {
+        return Err(format!(
+            "START {start} is greater than END {end}; {expected}"
+        ));
+    }
+    Ok(HashRange::new(start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shard_ranges() {
+        assert_eq!(parse_shard_range("0-0"), Ok(HashRange::new(0, 0)));
+        assert_eq!(
+            parse_shard_range("007-340282366920938463463374607431768211455"),
+            Ok(HashRange::new(7, u128::MAX))
+        );
+        for bad in ["", "1", "2-1", "-1", "1-", "a-b", "1-2-3", "+1-2", "1 - 2"] {
+            assert!(parse_shard_range(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `kpl decode`: Kinesis records in, NDJSON user records out.
+
+use std::io::{Read, Write};
+
+use kpl_codec::{deaggregate, Options};
+
+use crate::args::{DecodeArgs, PolicyArg};
+use crate::error::{CliError, Stop};
+use crate::input::{parse_kinesis_records, read_all};
+use crate::output::{write_line, DecodedLine};
+
+/// The deaggregation options the arguments ask for.
+pub fn options(args: &DecodeArgs) -> Options {
+    let mut options = match args.policy {
+        PolicyArg::Kcl => Options::kcl(),
+        PolicyArg::Strict => Options::strict(),
+    };
+    if let Some(range) = args.source.shard_range {
+        options = options.with_shard_range(range);
+    }
+    if args.no_verify {
+        options = options.without_md5_check();
+    }
+    options
+}
+
+/// Runs `kpl decode`. User records are written as they are decoded, so under the strict
+/// policy those of the records before a defective one are already out when it fails.
+pub fn run(args: &DecodeArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), Stop> {
+    let bytes = read_all(args.source.file.as_deref(), stdin)?;
+    let records = parse_kinesis_records(
+        &bytes,
+        args.source.from,
+        args.source.partition_key.as_deref(),
+    )?;
+    let options = options(args);
+    for (index, record) in records.iter().enumerate() {
+        let users = match deaggregate(&record.data, record.partition_key.as_bytes(), &options) {
+            Ok(users) => users,
+            Err(defect) => {
+                out.flush()?;
+                return Err(Stop::Error(CliError::defect(format!(
+                    "{}: strict: {} at byte {}: {defect}",
+                    record.label(index),
+                    defect.kind(),
+                    defect.offset()
+                ))));
+            }
+        };
+        for user in users {
+            write_line(
+                out,
+                &DecodedLine::new(&user, record.sequence_number.as_deref()),
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `kpl conformance`: the built-in implementation against the golden corpus.
+
+mod common;
+
+use common::kpl;
+
+fn corpus() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/corpus")
+}
+
+#[test]
+fn the_corpus_passes_and_the_matrix_is_printed() {
+    let run = kpl(&["conformance"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for row in [
+        "| kpl-codec |",
+        "| kpl-codec (kcl) |",
+        "| kpl-codec (strict) |",
+    ] {
+        assert!(run.stdout.contains(row), "{}", run.stdout);
+    }
+    assert!(run.stdout.contains("checks passed."), "{}", run.stdout);
+}
+
+#[test]
+fn a_wrong_expectation_fails_and_is_named() {
+    // A copy of one decode vector whose expected data for the first user record is changed:
+    // the run must fail and name the vector.
+    let dir = std::env::temp_dir().join(format!("kpl-conformance-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("decode")).unwrap();
+    let source = corpus().join("decode/kcl-zero-records.json");
+    let mut vector: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(source).unwrap()).unwrap();
+    // Expect one made-up record where the vector (rightly) expects none.
+    let made_up = serde_json::json!({
+        "partition_key": "x", "explicit_hash_key": null, "data": "", "sub_sequence_number": 0,
+        "aggregated": true, "hash_key": "0"
+    });
+    vector["expected"]["kcl"]["records"] = serde_json::json!([made_up]);
+    std::fs::write(
+        dir.join("decode/tampered.json"),
+        serde_json::to_vec(&vector).unwrap(),
+    )
+    .unwrap();
+    let run = kpl(&["conformance", "--corpus", dir.to_str().unwrap()], b"");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("- decode/tampered [kpl-codec (kcl)]: 0 user records, expected 1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("| kpl-codec (kcl) | 0/1 |"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_missing_corpus_is_an_input_error() {
+    let run = kpl(&["conformance", "--corpus", "/nonexistent/kpl-corpus"], b"");
+    let line = run.one_error_line(2);
+    assert!(line.contains("cannot load the vectors"), "{line}");
+}
