@@ -1,10 +1,12 @@
 //! A prost-based reference model of the KPL aggregated record format, used as a test
-//! oracle by kpl-codec's tests and fuzz targets. It shares no code with kpl-codec.
+//! oracle by kpl-codec's tests and fuzz targets. The model shares no code with kpl-codec;
+//! only [`differential`] calls kpl-codec, to compare it with the model.
 //!
 //! prost decodes well-formed protobuf but does not enforce `required` fields; strings are
 //! declared as `bytes` so that prost accepts invalid UTF-8 like protobuf-java does.
 #![allow(missing_docs)]
 
+pub mod differential;
 pub mod reducer;
 
 use prost::Message;

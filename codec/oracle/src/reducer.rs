@@ -127,3 +127,19 @@ pub fn md5_hash_key(bytes: &[u8]) -> u128 {
     use md5::{Digest, Md5};
     u128::from_be_bytes(Md5::digest(bytes).into())
 }
+
+/// Whether the rules accept a user record (format.md section 2): partition key of 1 to 256
+/// UTF-16 code units; explicit hash key of 1+ ASCII digits worth at most 2^128 - 1; data
+/// plus UTF-8 key within the record limit.
+pub fn accepts(user: &User, max_record_size: usize) -> bool {
+    let units = user.pk.encode_utf16().count();
+    let ehk_ok = user.ehk.as_deref().is_none_or(|e| {
+        let digits = canonical(e);
+        !e.is_empty()
+            && e.bytes().all(|b| b.is_ascii_digit())
+            && (digits.len() < 39
+                || (digits.len() == 39
+                    && digits.as_str() <= "340282366920938463463374607431768211455"))
+    });
+    (1..=256).contains(&units) && ehk_ok && user.data.len() + user.pk.len() <= max_record_size
+}

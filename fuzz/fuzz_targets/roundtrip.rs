@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: kpl_fuzz::RoundtripInput| kpl_fuzz::roundtrip(input));
