@@ -376,6 +376,17 @@ fn plan(
 ) -> Result<(usize, Option<DecodeError>), DecodeError> {
     let strict = options.policy == Policy::Strict;
     let range = options.shard_range;
+    // The common case needs no pass over the records: every index inside its table (so
+    // the 32-bit cast changes nothing), every explicit hash key a value in range, and no
+    // shard range to check.
+    if range.is_none()
+        && aggregate.indices_in_range()
+        && explicit_hash_keys
+            .iter()
+            .all(|k| matches!(k, BigIntegerParse::Value(_)))
+    {
+        return Ok((aggregate.record_count(), None));
+    }
     let mut pk_hashes: Vec<Option<u128>> = Vec::new();
     if range.is_some() {
         pk_hashes.resize(aggregate.partition_keys().len(), None);

@@ -33,7 +33,7 @@ use alloc::vec::Vec;
 use crate::error::DecodeError;
 use crate::hash_key::parse_explicit_hash_key;
 pub use crate::wire::Dialect;
-use crate::wire::{Field, FieldReader, Value, WIRE_LEN, WIRE_VARINT};
+use crate::wire::{varint_at, Field, FieldReader, Value, WIRE_LEN, WIRE_VARINT};
 use crate::{DIGEST_LEN, MAGIC};
 
 /// Absolute offset of the protobuf inside a Kinesis record's data.
@@ -95,6 +95,8 @@ pub struct Aggregate<'a> {
     partition_keys: Vec<&'a [u8]>,
     explicit_hash_keys: Vec<&'a [u8]>,
     record_count: usize,
+    max_partition_key_index: Option<u64>,
+    max_explicit_hash_key_index: Option<u64>,
     dialect: Dialect,
 }
 
@@ -134,6 +136,8 @@ impl<'a> Aggregate<'a> {
         let mut partition_keys = Vec::new();
         let mut explicit_hash_keys = Vec::new();
         let mut record_count = 0usize;
+        let mut max_partition_key_index = None;
+        let mut max_explicit_hash_key_index = None;
         while let Some(field) = reader.next_field()? {
             match (field.number, field.value) {
                 (1, Value::Bytes(key)) => {
@@ -160,7 +164,11 @@ impl<'a> Aggregate<'a> {
                     explicit_hash_keys.push(key);
                 }
                 (3, Value::Bytes(body)) => {
-                    parse_record(&field, body, dialect, true)?;
+                    let record = parse_record(&field, body, dialect, true)?;
+                    max_partition_key_index =
+                        max_partition_key_index.max(Some(record.partition_key_index));
+                    max_explicit_hash_key_index =
+                        max_explicit_hash_key_index.max(record.explicit_hash_key_index);
                     record_count += 1;
                 }
                 _ => {}
@@ -171,8 +179,23 @@ impl<'a> Aggregate<'a> {
             partition_keys,
             explicit_hash_keys,
             record_count,
+            max_partition_key_index,
+            max_explicit_hash_key_index,
             dialect,
         })
+    }
+
+    /// Whether every record's indices point inside their tables, read as stored (no
+    /// 32-bit cast). Known from the parse, without another pass.
+    pub fn indices_in_range(&self) -> bool {
+        let inside = |max: Option<u64>, len: usize| {
+            max.is_none_or(|m| usize::try_from(m).is_ok_and(|m| m < len))
+        };
+        inside(self.max_partition_key_index, self.partition_keys.len())
+            && inside(
+                self.max_explicit_hash_key_index,
+                self.explicit_hash_keys.len(),
+            )
     }
 
     /// The partition key table, in stored order.
@@ -266,7 +289,57 @@ fn tag_schema(number: u32) -> Option<u8> {
 }
 
 /// Parses one `Record` message body; `check_tags` also validates its `Tag` messages.
+#[inline]
 fn parse_record<'a>(
+    field: &Field<'a>,
+    body: &'a [u8],
+    dialect: Dialect,
+    check_tags: bool,
+) -> Result<RawRecord<'a>, DecodeError> {
+    if let Some(record) = parse_kpl_record(field, body, dialect) {
+        return Ok(record);
+    }
+    parse_any_record(field, body, dialect, check_tags)
+}
+
+/// Fast path for the layout KPL writes: `08 <pk index> [10 <ehk index>] 1A <len> <data>`
+/// and nothing else. `None` for any other layout (or any defect), which the general
+/// reader then handles; for the bytes it accepts, the result is the general reader's.
+#[inline]
+fn parse_kpl_record<'a>(
+    field: &Field<'a>,
+    body: &'a [u8],
+    dialect: Dialect,
+) -> Option<RawRecord<'a>> {
+    if body.first() != Some(&0x08) {
+        return None;
+    }
+    let (partition_key_index, mut pos) = varint_at(body, 1, dialect)?;
+    let mut explicit_hash_key_index = None;
+    if body.get(pos) == Some(&0x10) {
+        let (index, next) = varint_at(body, pos + 1, dialect)?;
+        explicit_hash_key_index = Some(index);
+        pos = next;
+    }
+    if body.get(pos) != Some(&0x1A) {
+        return None;
+    }
+    let (len, start) = varint_at(body, pos + 1, dialect)?;
+    if usize::try_from(len).ok()? != body.len() - start {
+        return None;
+    }
+    Some(RawRecord {
+        offset: field.offset,
+        size: field.payload_offset + body.len() - field.offset,
+        partition_key_index,
+        explicit_hash_key_index,
+        data: &body[start..],
+        data_offset: field.payload_offset + start,
+    })
+}
+
+/// The general `Record` reader: any field order, unknown fields, repeated values, tags.
+fn parse_any_record<'a>(
     field: &Field<'a>,
     body: &'a [u8],
     dialect: Dialect,

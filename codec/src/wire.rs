@@ -99,6 +99,13 @@ fn read_varint(buf: &[u8], pos: usize, dialect: Dialect) -> Result<(u64, usize),
 /// The wire type the schema gives a field number of a message, `None` for unknown fields.
 pub(crate) type Schema = fn(u32) -> Option<u8>;
 
+/// Reads a varint at `pos` for a caller that falls back to [`FieldReader`] on any
+/// problem: `None` when truncated or malformed.
+#[inline]
+pub(crate) fn varint_at(buf: &[u8], pos: usize, dialect: Dialect) -> Option<(u64, usize)> {
+    read_varint(buf, pos, dialect).ok()
+}
+
 /// Iterates over the fields of one message body.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldReader<'a> {
