@@ -31,7 +31,9 @@ use core::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use crate::error::EncodeError;
-use crate::hash_key::{hash_key, parse_explicit_hash_key, write_decimal};
+use crate::hash_key::{
+    canonical_decimal, hash_key, is_decimal_hash_key, parse_explicit_hash_key, write_decimal,
+};
 use crate::wire::{len_field_size, put_varint, varint_len};
 use crate::{FRAME_OVERHEAD, MAGIC};
 
@@ -139,6 +141,9 @@ impl KinesisRecord {
 /// One user record waiting in the container.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
+    /// End of this record's encoded `Record` field in `Container::records`.
+    end: usize,
+    /// Where its data starts in `Container::records`, and its length.
     data_start: usize,
     data_len: usize,
     pk: u32,
@@ -150,115 +155,140 @@ struct Pending {
     ehk_table_len: u32,
 }
 
-/// The contents of one KPL container: user records and the tables they use, stored
-/// contiguously.
+/// A table of distinct keys (partition keys, or canonical explicit hash keys) in
+/// first-use order, stored contiguously, with a hash index for deduplication.
+#[derive(Debug, Clone, Default)]
+struct KeyTable {
+    bytes: Vec<u8>,
+    /// (start, len) of each entry in `bytes`.
+    entries: Vec<(usize, usize)>,
+    lookup: HashTable<u32>,
+}
+
+impl KeyTable {
+    fn get(&self, index: u32) -> &[u8] {
+        match self.entries.get(index as usize) {
+            Some(&(start, len)) => self.bytes.get(start..start + len).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.lookup.clear();
+    }
+
+    /// The index of `key`, and whether it was added now.
+    fn index_of(&mut self, hasher: &impl BuildHasher, key: &[u8]) -> (u32, bool) {
+        let hash = hasher.hash_one(key);
+        let (bytes, entries) = (&self.bytes, &self.entries);
+        let found = self.lookup.find(hash, |&i| {
+            entries
+                .get(i as usize)
+                .and_then(|&(s, l)| bytes.get(s..s + l))
+                == Some(key)
+        });
+        if let Some(&i) = found {
+            return (i, false);
+        }
+        let i = self.entries.len() as u32;
+        self.entries.push((self.bytes.len(), key.len()));
+        self.bytes.extend_from_slice(key);
+        let (bytes, entries) = (&self.bytes, &self.entries);
+        self.lookup.insert_unique(hash, i, |&j| {
+            let (s, l) = entries.get(j as usize).copied().unwrap_or((0, 0));
+            hasher.hash_one(bytes.get(s..s + l).unwrap_or(&[]))
+        });
+        (i, true)
+    }
+
+    /// Appends the first `n` entries as length-delimited fields with the one-byte `tag`.
+    fn write(&self, out: &mut Vec<u8>, tag: u8, n: u32) {
+        for index in 0..n {
+            let key = self.get(index);
+            out.push(tag);
+            put_varint(out, key.len() as u64);
+            out.extend_from_slice(key);
+        }
+    }
+}
+
+/// The contents of one KPL container: the `Record` fields already encoded, one after the
+/// other, and the tables they use.
 #[derive(Debug, Clone, Default)]
 struct Container {
-    data: Vec<u8>,
-    keys: Vec<u8>,
-    /// (start, len) of each partition key in `keys`, in first-use order.
-    pk_table: Vec<(usize, usize)>,
-    /// Explicit hash key values, in first-use order.
-    ehk_table: Vec<u128>,
-    pk_lookup: HashTable<u32>,
-    ehk_lookup: HashTable<u32>,
-    records: Vec<Pending>,
+    records: Vec<u8>,
+    partition_keys: KeyTable,
+    explicit_hash_keys: KeyTable,
+    pending: Vec<Pending>,
     protobuf_size: usize,
     estimate: usize,
 }
 
 impl Container {
-    fn pk(&self, index: u32) -> &[u8] {
-        match self.pk_table.get(index as usize) {
-            Some(&(start, len)) => self.keys.get(start..start + len).unwrap_or(&[]),
-            None => &[],
-        }
-    }
-
     fn data(&self, record: &Pending) -> &[u8] {
-        self.data
+        self.records
             .get(record.data_start..record.data_start + record.data_len)
             .unwrap_or(&[])
     }
 
     fn clear(&mut self) {
-        self.data.clear();
-        self.keys.clear();
-        self.pk_table.clear();
-        self.ehk_table.clear();
-        self.pk_lookup.clear();
-        self.ehk_lookup.clear();
         self.records.clear();
+        self.partition_keys.clear();
+        self.explicit_hash_keys.clear();
+        self.pending.clear();
         self.protobuf_size = 0;
         self.estimate = 0;
     }
 
-    /// Adds a validated user record, keeping the sizes up to date in O(1).
-    fn push(&mut self, hasher: &impl BuildHasher, pk: &[u8], ehk: Option<u128>, data: &[u8]) {
-        let pk_hash = hasher.hash_one(pk);
-        let existing = {
-            let (keys, table) = (&self.keys, &self.pk_table);
-            self.pk_lookup
-                .find(pk_hash, |&i| {
-                    table.get(i as usize).and_then(|&(s, l)| keys.get(s..s + l)) == Some(pk)
-                })
-                .copied()
-        };
-        let pk_index = match existing {
-            Some(i) => i,
-            None => {
-                let i = self.pk_table.len() as u32;
-                self.pk_table.push((self.keys.len(), pk.len()));
-                self.keys.extend_from_slice(pk);
-                let (keys, table) = (&self.keys, &self.pk_table);
-                self.pk_lookup.insert_unique(pk_hash, i, |&j| {
-                    let (s, l) = table.get(j as usize).copied().unwrap_or((0, 0));
-                    hasher.hash_one(keys.get(s..s + l).unwrap_or(&[]))
-                });
-                self.protobuf_size += len_field_size(pk.len());
-                self.estimate += pk.len() + 3;
-                i
-            }
-        };
+    /// Adds a validated user record (explicit hash key in canonical decimal), encoding
+    /// its `Record` field at once and keeping the sizes up to date in O(1).
+    fn push(&mut self, hasher: &impl BuildHasher, pk: &[u8], ehk: Option<&[u8]>, data: &[u8]) {
+        let (pk_index, new_pk) = self.partition_keys.index_of(hasher, pk);
+        if new_pk {
+            self.protobuf_size += len_field_size(pk.len());
+            self.estimate += pk.len() + 3;
+        }
         let mut inner = 1 + varint_len(u64::from(pk_index)) + len_field_size(data.len());
         self.estimate += data.len() + 5;
-        let ehk_index = ehk.map(|value| {
-            let h = hasher.hash_one(value);
-            let table = &self.ehk_table;
-            let existing = self
-                .ehk_lookup
-                .find(h, |&i| table.get(i as usize) == Some(&value))
-                .copied();
-            let index = match existing {
-                Some(i) => i,
-                None => {
-                    let i = self.ehk_table.len() as u32;
-                    self.ehk_table.push(value);
-                    let table = &self.ehk_table;
-                    self.ehk_lookup.insert_unique(h, i, |&j| {
-                        hasher.hash_one(table.get(j as usize).copied().unwrap_or(0))
-                    });
-                    let digits = decimal_len(value);
-                    self.protobuf_size += len_field_size(digits);
-                    self.estimate += digits + 3;
-                    i
-                }
-            };
+        let ehk_index = ehk.map(|text| {
+            let (index, new_ehk) = self.explicit_hash_keys.index_of(hasher, text);
+            if new_ehk {
+                self.protobuf_size += len_field_size(text.len());
+                self.estimate += text.len() + 3;
+            }
             inner += 1 + varint_len(u64::from(index));
             self.estimate += 2;
             index
         });
         self.protobuf_size += len_field_size(inner);
-        let data_start = self.data.len();
-        self.data.extend_from_slice(data);
-        self.records.push(Pending {
+        let out = &mut self.records;
+        out.push(0x1A);
+        put_varint(out, inner as u64);
+        out.push(0x08);
+        put_varint(out, u64::from(pk_index));
+        if let Some(e) = ehk_index {
+            out.push(0x10);
+            put_varint(out, u64::from(e));
+        }
+        out.push(0x1A);
+        put_varint(out, data.len() as u64);
+        let data_start = out.len();
+        out.extend_from_slice(data);
+        self.pending.push(Pending {
+            end: out.len(),
             data_start,
             data_len: data.len(),
             pk: pk_index,
             ehk: ehk_index,
             cumulative: self.protobuf_size,
-            pk_table_len: self.pk_table.len() as u32,
-            ehk_table_len: self.ehk_table.len() as u32,
+            pk_table_len: self.partition_keys.len() as u32,
+            ehk_table_len: self.explicit_hash_keys.len() as u32,
         });
     }
 
@@ -267,9 +297,9 @@ impl Container {
     fn accurate_size(&self, k: usize) -> usize {
         match k {
             0 => 0,
-            1 => self.records.first().map_or(0, |r| r.data_len),
+            1 => self.pending.first().map_or(0, |r| r.data_len),
             _ => self
-                .records
+                .pending
                 .get(k - 1)
                 .map_or(0, |r| FRAME_OVERHEAD + r.cumulative),
         }
@@ -277,68 +307,49 @@ impl Container {
 
     /// KPL's size estimate of the whole container (accurate below two records).
     fn estimated_size(&self) -> usize {
-        if self.records.len() < 2 {
-            self.accurate_size(self.records.len())
+        if self.pending.len() < 2 {
+            self.accurate_size(self.pending.len())
         } else {
             self.estimate
         }
     }
 
-    /// The effective hash key of record `i`.
-    fn hash_key_of(&self, record: &Pending) -> u128 {
-        match record.ehk.and_then(|i| self.ehk_table.get(i as usize)) {
-            Some(&value) => value,
-            None => hash_key(self.pk(record.pk)),
-        }
-    }
-
-    /// Serializes the first `k` records (k >= 1) as one Kinesis record.
+    /// Serializes the first `k` records (k >= 1) as one Kinesis record: tables, then the
+    /// records' bytes as they were encoded, then the MD5.
     fn serialize(&self, k: usize) -> Option<KinesisRecord> {
-        let first = self.records.first()?;
-        let hash = self.hash_key_of(first);
-        let mut digits = [0u8; 39];
-        let explicit_hash_key = String::from(write_decimal(hash, &mut digits));
+        let first = self.pending.first()?;
+        let (hash, explicit_hash_key) = match first.ehk {
+            Some(index) => {
+                let text = self.explicit_hash_keys.get(index);
+                let text = core::str::from_utf8(text).unwrap_or("0");
+                (
+                    parse_explicit_hash_key(text).unwrap_or(0),
+                    String::from(text),
+                )
+            }
+            None => {
+                let hash = hash_key(self.partition_keys.get(first.pk));
+                let mut digits = [0u8; 39];
+                (hash, String::from(write_decimal(hash, &mut digits)))
+            }
+        };
         if k == 1 {
             return Some(KinesisRecord {
-                partition_key: String::from_utf8_lossy(self.pk(first.pk)).into_owned(),
+                partition_key: String::from_utf8_lossy(self.partition_keys.get(first.pk))
+                    .into_owned(),
                 explicit_hash_key,
                 data: self.data(first).to_vec(),
                 user_records: 1,
                 hash_key: hash,
             });
         }
-        let last = self.records.get(k - 1)?;
+        let last = self.pending.get(k - 1)?;
         let mut out = Vec::with_capacity(FRAME_OVERHEAD + last.cumulative);
         out.extend_from_slice(&MAGIC);
-        for index in 0..last.pk_table_len {
-            let key = self.pk(index);
-            out.push(0x0A);
-            put_varint(&mut out, key.len() as u64);
-            out.extend_from_slice(key);
-        }
-        for value in self.ehk_table.iter().take(last.ehk_table_len as usize) {
-            let text = write_decimal(*value, &mut digits);
-            out.push(0x12);
-            put_varint(&mut out, text.len() as u64);
-            out.extend_from_slice(text.as_bytes());
-        }
-        for record in self.records.iter().take(k) {
-            let mut inner = 1 + varint_len(u64::from(record.pk)) + len_field_size(record.data_len);
-            if let Some(e) = record.ehk {
-                inner += 1 + varint_len(u64::from(e));
-            }
-            out.push(0x1A);
-            put_varint(&mut out, inner as u64);
-            out.push(0x08);
-            put_varint(&mut out, u64::from(record.pk));
-            if let Some(e) = record.ehk {
-                out.push(0x10);
-                put_varint(&mut out, u64::from(e));
-            }
-            out.push(0x1A);
-            put_varint(&mut out, record.data_len as u64);
-            out.extend_from_slice(self.data(record));
-        }
+        self.partition_keys.write(&mut out, 0x0A, last.pk_table_len);
+        self.explicit_hash_keys
+            .write(&mut out, 0x12, last.ehk_table_len);
+        out.extend_from_slice(self.records.get(..last.end)?);
         let digest = crate::md5(out.get(MAGIC.len()..).unwrap_or(&[]));
         out.extend_from_slice(&digest);
         debug_assert_eq!(out.len(), FRAME_OVERHEAD + last.cumulative);
@@ -350,17 +361,6 @@ impl Container {
             hash_key: hash,
         })
     }
-}
-
-/// Number of decimal digits of `value`.
-fn decimal_len(value: u128) -> usize {
-    let mut digits = 1;
-    let mut v = value / 10;
-    while v > 0 {
-        digits += 1;
-        v /= 10;
-    }
-    digits
 }
 
 /// KPL's aggregation for one shard (see the [module docs](self)).
@@ -392,8 +392,13 @@ impl Aggregator {
         &self.config
     }
 
-    /// Validates a user record without adding it. Returns the explicit hash key's value.
-    pub fn check(&self, record: &InputRecord<'_>) -> Result<Option<u128>, EncodeError> {
+    /// Validates a user record without adding it.
+    pub fn check(&self, record: &InputRecord<'_>) -> Result<(), EncodeError> {
+        self.validate(record).map(|_| ())
+    }
+
+    /// Validates a user record; returns its explicit hash key in canonical decimal.
+    fn validate<'r>(&self, record: &InputRecord<'r>) -> Result<Option<&'r [u8]>, EncodeError> {
         if record.partition_key.is_empty() {
             return Err(EncodeError::EmptyPartitionKey);
         }
@@ -403,10 +408,17 @@ impl Aggregator {
                 return Err(EncodeError::PartitionKeyTooLong { utf16_units });
             }
         }
-        let ehk = record
-            .explicit_hash_key
-            .map(parse_explicit_hash_key)
-            .transpose()?;
+        let ehk = match record.explicit_hash_key {
+            None => None,
+            Some(text) if is_decimal_hash_key(text.as_bytes()) => {
+                Some(canonical_decimal(text.as_bytes()))
+            }
+            Some(text) => {
+                return Err(parse_explicit_hash_key(text)
+                    .err()
+                    .unwrap_or(EncodeError::InvalidExplicitHashKey { offset: 0 }))
+            }
+        };
         let size = record.data.len().saturating_add(record.partition_key.len());
         if size > self.config.max_record_size {
             return Err(EncodeError::RecordTooLarge {
@@ -420,14 +432,14 @@ impl Aggregator {
     /// Adds a user record. Returns the Kinesis record KPL would emit at this point, if the
     /// add reached a limit. A rejected record leaves the aggregator unchanged.
     pub fn add(&mut self, record: InputRecord<'_>) -> Result<Option<KinesisRecord>, EncodeError> {
-        let ehk = self.check(&record)?;
+        let ehk = self.validate(&record)?;
         self.container.push(
             &self.hasher,
             record.partition_key.as_bytes(),
             ehk,
             record.data,
         );
-        let count = self.container.records.len() as u64;
+        let count = self.container.pending.len() as u64;
         if count >= self.config.max_count || self.container.estimated_size() >= self.limit {
             return Ok(self.flush());
         }
@@ -437,7 +449,7 @@ impl Aggregator {
     /// One KPL flush (as at a deadline): emits the longest prefix within the limits, at
     /// least one record, and keeps the rest. `None` when empty.
     pub fn flush(&mut self) -> Option<KinesisRecord> {
-        let n = self.container.records.len();
+        let n = self.container.pending.len();
         if n == 0 {
             return None;
         }
@@ -459,19 +471,19 @@ impl Aggregator {
 
     /// User records waiting.
     pub fn len(&self) -> usize {
-        self.container.records.len()
+        self.container.pending.len()
     }
 
     /// Whether no user record is waiting.
     pub fn is_empty(&self) -> bool {
-        self.container.records.is_empty()
+        self.container.pending.is_empty()
     }
 
     /// KPL's accurate size of everything waiting (raw data length for one record, else
     /// 20 + protobuf length): exactly the length of the data [`Aggregator::flush`] would
     /// emit if it emitted everything.
     pub fn accurate_size(&self) -> usize {
-        self.container.accurate_size(self.container.records.len())
+        self.container.accurate_size(self.container.pending.len())
     }
 
     /// KPL's size estimate of everything waiting, the figure that triggers a flush.
@@ -481,19 +493,21 @@ impl Aggregator {
 
     /// Drops the first `k` records; the rest start a new container, as in KPL.
     fn keep_from(&mut self, k: usize) {
-        if k >= self.container.records.len() {
+        if k >= self.container.pending.len() {
             self.container.clear();
             return;
         }
         self.spare.clear();
         core::mem::swap(&mut self.container, &mut self.spare);
         let old = &self.spare;
-        for record in old.records.iter().skip(k) {
-            let ehk = record
-                .ehk
-                .and_then(|i| old.ehk_table.get(i as usize).copied());
-            self.container
-                .push(&self.hasher, old.pk(record.pk), ehk, old.data(record));
+        for record in old.pending.iter().skip(k) {
+            let ehk = record.ehk.map(|i| old.explicit_hash_keys.get(i));
+            self.container.push(
+                &self.hasher,
+                old.partition_keys.get(record.pk),
+                ehk,
+                old.data(record),
+            );
         }
     }
 }

@@ -18,7 +18,7 @@
 use alloc::vec::Vec;
 
 use crate::error::DecodeError;
-use crate::hash_key::{kcl_hash_key, parse_explicit_hash_key, HashRange};
+use crate::hash_key::{is_decimal_hash_key, kcl_hash_key, HashRange};
 use crate::java::{self, BigIntegerParse};
 use crate::view::{kcl_index, Aggregate, Dialect, Frame, RawRecord, RawRecords};
 
@@ -129,7 +129,6 @@ pub struct UserRecord<'a> {
     pub sub_sequence_number: u64,
     /// Whether it came out of an aggregate (`false` for a plain record).
     pub aggregated: bool,
-    explicit_hash_key_value: Option<u128>,
 }
 
 impl<'a> UserRecord<'a> {
@@ -145,10 +144,13 @@ impl<'a> UserRecord<'a> {
 
     /// The effective hash key: the explicit hash key's value, or the MD5 of the partition
     /// key (after Java's lossy UTF-8 decoding when it is not valid UTF-8, as KCL does).
+    ///
+    /// Computed on each call. Every record [`deaggregate`] emits has an explicit hash key
+    /// that is a number in `[0, 2^128 - 1]` (as Java's `BigInteger` reads it) or none.
     pub fn hash_key(&self) -> u128 {
-        match self.explicit_hash_key_value {
-            Some(value) => value,
-            None => kcl_hash_key(self.partition_key),
+        match self.explicit_hash_key.map(explicit_hash_key_value) {
+            Some(BigIntegerParse::Value(value)) => value,
+            _ => kcl_hash_key(self.partition_key),
         }
     }
 }
@@ -168,7 +170,6 @@ enum State<'a> {
         records: RawRecords<'a>,
         remaining: usize,
         next: u64,
-        explicit_hash_keys: Vec<BigIntegerParse>,
         policy: Policy,
     },
 }
@@ -188,7 +189,6 @@ impl<'a> Deaggregated<'a> {
                 data,
                 sub_sequence_number: 0,
                 aggregated: false,
-                explicit_hash_key_value: None,
             })),
         }
     }
@@ -205,7 +205,6 @@ impl<'a> Iterator for Deaggregated<'a> {
                 records,
                 remaining,
                 next,
-                explicit_hash_keys,
                 policy,
             } => {
                 if *remaining == 0 {
@@ -213,13 +212,6 @@ impl<'a> Iterator for Deaggregated<'a> {
                 }
                 let raw = records.next()?;
                 let resolved = resolve(aggregate, &raw, *policy)?;
-                let explicit_hash_key_value = match resolved.1 {
-                    None => None,
-                    Some(j) => match explicit_hash_keys.get(j) {
-                        Some(BigIntegerParse::Value(v)) => Some(*v),
-                        _ => return None,
-                    },
-                };
                 *remaining -= 1;
                 let sub_sequence_number = *next;
                 *next += 1;
@@ -231,7 +223,6 @@ impl<'a> Iterator for Deaggregated<'a> {
                     data: raw.data,
                     sub_sequence_number,
                     aggregated: true,
-                    explicit_hash_key_value,
                 })
             }
         }
@@ -247,6 +238,12 @@ impl<'a> Iterator for Deaggregated<'a> {
 }
 
 impl ExactSizeIterator for Deaggregated<'_> {}
+
+/// The value of an explicit hash key as KCL reads it (Java's lossy UTF-8, then
+/// `new BigInteger`); for the plain decimal keys the strict parse accepts, the same value.
+fn explicit_hash_key_value(text: &[u8]) -> BigIntegerParse {
+    java::parse_big_integer(&java::utf8_lossy(text))
+}
 
 /// Resolves a record's indices: (partition key, explicit hash key table index).
 /// `None` when an index is outside its table. KCL casts indices to a 32-bit int first.
@@ -334,22 +331,7 @@ pub fn deaggregate<'a>(
             ))
         }
     };
-    let explicit_hash_keys: Vec<BigIntegerParse> = aggregate
-        .explicit_hash_keys()
-        .iter()
-        .map(|key| {
-            if strict {
-                // Validated by the strict parse: ASCII digits within range.
-                match core::str::from_utf8(key).ok().map(parse_explicit_hash_key) {
-                    Some(Ok(v)) => BigIntegerParse::Value(v),
-                    _ => BigIntegerParse::Invalid,
-                }
-            } else {
-                java::parse_big_integer(&java::utf8_lossy(key))
-            }
-        })
-        .collect();
-    let (emitted, dropped) = plan(&aggregate, &explicit_hash_keys, options)?;
+    let (emitted, dropped) = plan(&aggregate, options)?;
     Ok(Deaggregated {
         verdict: Verdict::Aggregated {
             records: aggregate.record_count(),
@@ -361,7 +343,6 @@ pub fn deaggregate<'a>(
             aggregate,
             remaining: emitted,
             next: 0,
-            explicit_hash_keys,
             policy: options.policy,
         },
     })
@@ -371,22 +352,28 @@ pub fn deaggregate<'a>(
 /// first index or range defect (strict).
 fn plan(
     aggregate: &Aggregate<'_>,
-    explicit_hash_keys: &[BigIntegerParse],
     options: &Options,
 ) -> Result<(usize, Option<DecodeError>), DecodeError> {
     let strict = options.policy == Policy::Strict;
     let range = options.shard_range;
     // The common case needs no pass over the records: every index inside its table (so
-    // the 32-bit cast changes nothing), every explicit hash key a value in range, and no
-    // shard range to check.
+    // the 32-bit cast changes nothing), every explicit hash key plain decimal digits in
+    // range (checked by the strict parse already), and no shard range to check.
     if range.is_none()
         && aggregate.indices_in_range()
-        && explicit_hash_keys
-            .iter()
-            .all(|k| matches!(k, BigIntegerParse::Value(_)))
+        && (strict
+            || aggregate
+                .explicit_hash_keys()
+                .iter()
+                .all(|k| is_decimal_hash_key(k)))
     {
         return Ok((aggregate.record_count(), None));
     }
+    let explicit_hash_keys: Vec<BigIntegerParse> = aggregate
+        .explicit_hash_keys()
+        .iter()
+        .map(|key| explicit_hash_key_value(key))
+        .collect();
     let mut pk_hashes: Vec<Option<u128>> = Vec::new();
     if range.is_some() {
         pk_hashes.resize(aggregate.partition_keys().len(), None);

@@ -54,6 +54,32 @@ pub fn parse_explicit_hash_key(text: &str) -> Result<u128, EncodeError> {
     Ok(value)
 }
 
+/// The decimal text of 2^128 - 1, the largest hash key.
+const MAX_DECIMAL: &[u8] = b"340282366920938463463374607431768211455";
+
+/// Whether `text` is 1 or more ASCII digits (leading zeros allowed) with a value of at
+/// most 2^128 - 1: what [`parse_explicit_hash_key`] accepts, checked without arithmetic.
+#[inline]
+pub(crate) fn is_decimal_hash_key(text: &[u8]) -> bool {
+    // Branch-free over the bytes, so the loop vectorizes.
+    let non_digits = text
+        .iter()
+        .fold(0u8, |acc, &b| acc | u8::from(b.wrapping_sub(b'0') > 9));
+    if text.is_empty() || non_digits != 0 {
+        return false;
+    }
+    let significant = canonical_decimal(text);
+    significant.len() < MAX_DECIMAL.len()
+        || (significant.len() == MAX_DECIMAL.len() && significant <= MAX_DECIMAL)
+}
+
+/// `text` (decimal digits) without its leading zeros, keeping at least one digit.
+pub(crate) fn canonical_decimal(text: &[u8]) -> &[u8] {
+    let zeros = text.iter().take_while(|&&b| b == b'0').count();
+    let keep = zeros.min(text.len().saturating_sub(1));
+    text.get(keep..).unwrap_or(text)
+}
+
 /// The canonical decimal text of a hash key, written into `buf` without allocating.
 ///
 /// ```
@@ -133,6 +159,41 @@ mod tests {
         );
         for bad in ["", "+1", "-1", " 1", "1 ", "1.0", "0x10", "١"] {
             assert!(parse_explicit_hash_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_arithmetic_free_check_agrees_with_the_parser() {
+        let mut cases: alloc::vec::Vec<alloc::string::String> = [
+            "",
+            "0",
+            "00",
+            "007",
+            "1a",
+            "+1",
+            " 1",
+            "340282366920938463463374607431768211455",
+            "0340282366920938463463374607431768211455",
+            "340282366920938463463374607431768211456",
+            "999999999999999999999999999999999999999",
+            "1000000000000000000000000000000000000000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for v in [0u128, 1, 10, u64::MAX as u128, u128::MAX - 1, u128::MAX] {
+            cases.push(v.to_string());
+            cases.push(alloc::format!("000{v}"));
+        }
+        for case in &cases {
+            assert_eq!(
+                is_decimal_hash_key(case.as_bytes()),
+                parse_explicit_hash_key(case).is_ok(),
+                "{case:?}"
+            );
+            if let Ok(v) = parse_explicit_hash_key(case) {
+                assert_eq!(canonical_decimal(case.as_bytes()), v.to_string().as_bytes());
+            }
         }
     }
 

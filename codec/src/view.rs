@@ -31,9 +31,9 @@
 use alloc::vec::Vec;
 
 use crate::error::DecodeError;
-use crate::hash_key::parse_explicit_hash_key;
+use crate::hash_key::is_decimal_hash_key;
 pub use crate::wire::Dialect;
-use crate::wire::{varint_at, Field, FieldReader, Value, WIRE_LEN, WIRE_VARINT};
+use crate::wire::{varint_at, Field, FieldReader, Schema, Value};
 use crate::{DIGEST_LEN, MAGIC};
 
 /// Absolute offset of the protobuf inside a Kinesis record's data.
@@ -126,15 +126,10 @@ impl<'a> Aggregate<'a> {
     /// table entries that are not UTF-8, and explicit hash keys that are not decimal
     /// numbers in `[0, 2^128 - 1]`. Index ranges are not checked here.
     pub fn parse(protobuf: &'a [u8], dialect: Dialect) -> Result<Self, DecodeError> {
-        let mut reader = FieldReader::new(
-            protobuf,
-            PROTOBUF_OFFSET,
-            0,
-            dialect,
-            aggregated_record_schema,
-        );
-        let mut partition_keys = Vec::new();
-        let mut explicit_hash_keys = Vec::new();
+        let mut reader = FieldReader::new(protobuf, PROTOBUF_OFFSET, 0, dialect, AGGREGATED_RECORD);
+        // Most aggregates use a handful of keys: start with room for them.
+        let mut partition_keys = Vec::with_capacity(16);
+        let mut explicit_hash_keys = Vec::with_capacity(16);
         let mut record_count = 0usize;
         let mut max_partition_key_index = None;
         let mut max_explicit_hash_key_index = None;
@@ -149,17 +144,14 @@ impl<'a> Aggregate<'a> {
                     partition_keys.push(key);
                 }
                 (2, Value::Bytes(key)) => {
-                    if dialect == Dialect::Strict {
-                        let Ok(text) = core::str::from_utf8(key) else {
-                            return Err(DecodeError::InvalidUtf8 {
-                                offset: field.offset,
-                            });
-                        };
-                        if parse_explicit_hash_key(text).is_err() {
-                            return Err(DecodeError::InvalidExplicitHashKey {
-                                offset: field.offset,
-                            });
-                        }
+                    // Decimal digits are ASCII, so only a key that is not decimal needs
+                    // the UTF-8 check (to report the right defect).
+                    if dialect == Dialect::Strict && !is_decimal_hash_key(key) {
+                        let offset = field.offset;
+                        return Err(match core::str::from_utf8(key) {
+                            Err(_) => DecodeError::InvalidUtf8 { offset },
+                            Ok(_) => DecodeError::InvalidExplicitHashKey { offset },
+                        });
                     }
                     explicit_hash_keys.push(key);
                 }
@@ -226,7 +218,7 @@ impl<'a> Aggregate<'a> {
                 PROTOBUF_OFFSET,
                 0,
                 self.dialect,
-                aggregated_record_schema,
+                AGGREGATED_RECORD,
             ),
             dialect: self.dialect,
             remaining: self.record_count,
@@ -248,10 +240,45 @@ pub struct RawRecords<'a> {
     remaining: usize,
 }
 
+impl<'a> RawRecords<'a> {
+    /// Fast path over a validated aggregate: the next field is a record (`1A`, length
+    /// shorter than 16 KiB) in KPL's layout. `None` leaves the position unchanged.
+    #[inline(always)]
+    fn next_kpl_record(&mut self) -> Option<RawRecord<'a>> {
+        let buf = self.reader.body();
+        let pos = self.reader.position();
+        if *buf.get(pos)? != 0x1A {
+            return None;
+        }
+        let first = usize::from(*buf.get(pos + 1)?);
+        let (len, start) = if first < 0x80 {
+            (first, pos + 2)
+        } else {
+            let second = usize::from(*buf.get(pos + 2)?);
+            if second >= 0x80 {
+                return None;
+            }
+            ((first & 0x7F) | (second << 7), pos + 3)
+        };
+        let body = buf.get(start..start.checked_add(len)?)?;
+        let base = self.reader.base();
+        let record = kpl_record(base + pos, base + start, body, self.dialect)?;
+        self.reader.skip_to(start + len);
+        Some(record)
+    }
+}
+
 impl<'a> Iterator for RawRecords<'a> {
     type Item = RawRecord<'a>;
 
     fn next(&mut self) -> Option<RawRecord<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        if let Some(record) = self.next_kpl_record() {
+            self.remaining -= 1;
+            return Some(record);
+        }
         while self.remaining > 0 {
             // The aggregate was validated, so errors cannot happen; stop if one did.
             let field = self.reader.next_field().ok()??;
@@ -268,25 +295,23 @@ impl<'a> Iterator for RawRecords<'a> {
     }
 }
 
-/// Wire types of `AggregatedRecord`'s fields: both tables and the records are
-/// length-delimited.
-fn aggregated_record_schema(number: u32) -> Option<u8> {
-    matches!(number, 1..=3).then_some(WIRE_LEN)
-}
+/// `AggregatedRecord`: both tables (1, 2) and the records (3) are length-delimited.
+const AGGREGATED_RECORD: Schema = Schema {
+    len_fields: 0b1110,
+    varint_fields: 0,
+};
 
-/// Wire types of `Record`'s fields.
-fn record_schema(number: u32) -> Option<u8> {
-    match number {
-        1 | 2 => Some(WIRE_VARINT),
-        3 | 4 => Some(WIRE_LEN),
-        _ => None,
-    }
-}
+/// `Record`: the indices (1, 2) are varints, data (3) and tags (4) length-delimited.
+const RECORD: Schema = Schema {
+    len_fields: 0b1_1000,
+    varint_fields: 0b110,
+};
 
-/// Wire types of `Tag`'s fields: key and value are strings.
-fn tag_schema(number: u32) -> Option<u8> {
-    matches!(number, 1 | 2).then_some(WIRE_LEN)
-}
+/// `Tag`: key (1) and value (2) are strings.
+const TAG: Schema = Schema {
+    len_fields: 0b110,
+    varint_fields: 0,
+};
 
 /// Parses one `Record` message body; `check_tags` also validates its `Tag` messages.
 #[inline]
@@ -305,12 +330,24 @@ fn parse_record<'a>(
 /// Fast path for the layout KPL writes: `08 <pk index> [10 <ehk index>] 1A <len> <data>`
 /// and nothing else. `None` for any other layout (or any defect), which the general
 /// reader then handles; for the bytes it accepts, the result is the general reader's.
-#[inline]
+#[inline(always)]
 fn parse_kpl_record<'a>(
     field: &Field<'a>,
     body: &'a [u8],
     dialect: Dialect,
 ) -> Option<RawRecord<'a>> {
+    kpl_record(field.offset, field.payload_offset, body, dialect)
+}
+
+/// [`parse_kpl_record`] for a record whose tag is at `offset` and body at
+/// `payload_offset`.
+#[inline(always)]
+fn kpl_record(
+    offset: usize,
+    payload_offset: usize,
+    body: &[u8],
+    dialect: Dialect,
+) -> Option<RawRecord<'_>> {
     if body.first() != Some(&0x08) {
         return None;
     }
@@ -329,12 +366,12 @@ fn parse_kpl_record<'a>(
         return None;
     }
     Some(RawRecord {
-        offset: field.offset,
-        size: field.payload_offset + body.len() - field.offset,
+        offset,
+        size: payload_offset + body.len() - offset,
         partition_key_index,
         explicit_hash_key_index,
-        data: &body[start..],
-        data_offset: field.payload_offset + start,
+        data: body.get(start..)?,
+        data_offset: payload_offset + start,
     })
 }
 
@@ -345,7 +382,7 @@ fn parse_any_record<'a>(
     dialect: Dialect,
     check_tags: bool,
 ) -> Result<RawRecord<'a>, DecodeError> {
-    let mut reader = FieldReader::new(body, field.payload_offset, 1, dialect, record_schema);
+    let mut reader = FieldReader::new(body, field.payload_offset, 1, dialect, RECORD);
     let mut partition_key_index = None;
     let mut explicit_hash_key_index = None;
     let mut data = None;
@@ -381,7 +418,7 @@ fn parse_any_record<'a>(
 
 /// Validates one `Tag` message body: `key` is required.
 fn check_tag(field: &Field<'_>, body: &[u8], dialect: Dialect) -> Result<(), DecodeError> {
-    let mut reader = FieldReader::new(body, field.payload_offset, 2, dialect, tag_schema);
+    let mut reader = FieldReader::new(body, field.payload_offset, 2, dialect, TAG);
     let mut has_key = false;
     while let Some(inner) = reader.next_field()? {
         if let (1, Value::Bytes(_)) = (inner.number, inner.value) {

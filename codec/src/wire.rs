@@ -96,13 +96,39 @@ fn read_varint(buf: &[u8], pos: usize, dialect: Dialect) -> Result<(u64, usize),
     }
 }
 
-/// The wire type the schema gives a field number of a message, `None` for unknown fields.
-pub(crate) type Schema = fn(u32) -> Option<u8>;
+/// The fields a message knows: which field numbers (below 64) are length-delimited and
+/// which are varints. Other numbers are unknown fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Schema {
+    /// Bit `n` set: field `n` is length-delimited.
+    pub len_fields: u64,
+    /// Bit `n` set: field `n` is a varint.
+    pub varint_fields: u64,
+}
+
+impl Schema {
+    /// The wire type the schema gives field `number`, `None` for an unknown field.
+    #[inline(always)]
+    pub(crate) fn wire_type(&self, number: u32) -> Option<u8> {
+        let bit = 1u64.checked_shl(number).unwrap_or(0);
+        if self.len_fields & bit != 0 {
+            Some(WIRE_LEN)
+        } else if self.varint_fields & bit != 0 {
+            Some(WIRE_VARINT)
+        } else {
+            None
+        }
+    }
+}
 
 /// Reads a varint at `pos` for a caller that falls back to [`FieldReader`] on any
 /// problem: `None` when truncated or malformed.
-#[inline]
+#[inline(always)]
 pub(crate) fn varint_at(buf: &[u8], pos: usize, dialect: Dialect) -> Option<(u64, usize)> {
+    let first = *buf.get(pos)?;
+    if first < 0x80 {
+        return Some((u64::from(first), pos + 1));
+    }
     read_varint(buf, pos, dialect).ok()
 }
 
@@ -249,16 +275,87 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// The position of the next field in the body.
+    #[inline(always)]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Skips to `pos` in the body (a position after a field the caller read itself).
+    #[inline(always)]
+    pub(crate) fn skip_to(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    /// The body.
+    #[inline(always)]
+    pub(crate) fn body(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Absolute offset of the body's first byte.
+    #[inline(always)]
+    pub(crate) fn base(&self) -> usize {
+        self.base
+    }
+
     /// The next field, `None` at the end of the body.
     #[inline]
     pub(crate) fn next_field(&mut self) -> Result<Option<Field<'a>>, DecodeError> {
+        if let Some(field) = self.next_short_len_field() {
+            return Ok(Some(field));
+        }
+        self.next_field_general()
+    }
+
+    /// Fast path for what KPL writes most: a one-byte tag of a length-delimited field
+    /// with a payload shorter than 16 KiB (one- or two-byte length, no truncation), that
+    /// the schema expects to be length-delimited or does not know. `None` sends the
+    /// caller to the general path, which gives the same result for these bytes.
+    #[inline(always)]
+    fn next_short_len_field(&mut self) -> Option<Field<'a>> {
+        let buf = self.buf;
+        let pos = self.pos;
+        let tag = *buf.get(pos)?;
+        if tag >= 0x80 || tag & 7 != WIRE_LEN || tag < 8 {
+            return None;
+        }
+        let number = u32::from(tag >> 3);
+        if self.dialect == Dialect::Strict && self.schema.varint_fields & (1u64 << (tag >> 3)) != 0
+        {
+            return None;
+        }
+        let first = usize::from(*buf.get(pos + 1)?);
+        let (len, start) = if first < 0x80 {
+            (first, pos + 2)
+        } else {
+            let second = usize::from(*buf.get(pos + 2)?);
+            if second >= 0x80 {
+                return None;
+            }
+            ((first & 0x7F) | (second << 7), pos + 3)
+        };
+        let end = start.checked_add(len)?;
+        let payload = buf.get(start..end)?;
+        self.pos = end;
+        Some(Field {
+            number,
+            wire_type: WIRE_LEN,
+            value: Value::Bytes(payload),
+            offset: self.base + pos,
+            payload_offset: self.base + start,
+        })
+    }
+
+    /// Any field, with every check.
+    fn next_field_general(&mut self) -> Result<Option<Field<'a>>, DecodeError> {
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
         let offset = self.base + self.pos;
         let (number, wire_type, after_tag) = self.read_tag(self.pos)?;
         if self.dialect == Dialect::Strict && wire_type <= WIRE_FIXED32 {
-            if let Some(expected) = (self.schema)(number) {
+            if let Some(expected) = self.schema.wire_type(number) {
                 if expected != wire_type {
                     return Err(DecodeError::WrongWireType {
                         offset,
@@ -315,7 +412,11 @@ mod tests {
     use alloc::vec::Vec;
 
     fn fields(buf: &[u8], dialect: Dialect) -> Result<Vec<(u32, u8)>, DecodeError> {
-        let mut r = FieldReader::new(buf, 0, 0, dialect, |_| None);
+        let unknown = Schema {
+            len_fields: 0,
+            varint_fields: 0,
+        };
+        let mut r = FieldReader::new(buf, 0, 0, dialect, unknown);
         let mut out = Vec::new();
         while let Some(f) = r.next_field()? {
             out.push((f.number, f.wire_type));

@@ -1,0 +1,460 @@
+//! Criterion benchmarks of kpl-codec (see `benches/README.md`).
+//!
+//! Three corpus shapes of about 2 MB of Kinesis record data each, built with
+//! `kpl_codec::Aggregator` from a fixed-seed generator; one criterion group per shape, so
+//! that the ratios between functions come from one run:
+//!
+//! - `md5`: MD5 alone (`kpl_codec::md5`, the md-5 crate) over every Kinesis record's data,
+//!   the limit of a verifying decoder on one core;
+//! - `decode_verified` / `decode_unverified`: `deaggregate` under `Options::strict()`, with
+//!   and without the MD5 check, iterating every user record;
+//! - `deaggregate_kcl`: `Options::kcl()` (MD5 checked), iterating every user record;
+//! - `prost_owned`: the naive port: check the magic, skip the MD5, decode with prost into
+//!   owned structs (`String` keys), resolve each record's keys and data;
+//! - `encode`: the same user records through an `Aggregator`, drained.
+//!
+//! Every function's throughput is the Kinesis record bytes it reads (for `encode`: writes)
+//! and the user records it yields (consumes). The shapes' sizes are also written to
+//! `<criterion dir>/kpl-shapes.json` for `benches/report.py`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, InputRecord, KinesisRecord, Options};
+use md5::{Digest, Md5};
+use prost::Message;
+
+/// Kinesis record bytes per shape (the corpus stops at the first whole aggregate past it).
+const TARGET_BYTES: usize = 2_000_000;
+
+/// The naive port's message types: prost structs with `string` keys, as a port generated
+/// from the `.proto` would have (proto2 `required` fields included).
+mod naive {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AggregatedRecord {
+        #[prost(string, repeated, tag = "1")]
+        pub partition_key_table: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub explicit_hash_key_table: Vec<String>,
+        #[prost(message, repeated, tag = "3")]
+        pub records: Vec<Record>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Record {
+        #[prost(uint64, required, tag = "1")]
+        pub partition_key_index: u64,
+        #[prost(uint64, optional, tag = "2")]
+        pub explicit_hash_key_index: Option<u64>,
+        #[prost(bytes = "vec", required, tag = "3")]
+        pub data: Vec<u8>,
+        #[prost(message, repeated, tag = "4")]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Tag {
+        #[prost(string, required, tag = "1")]
+        pub key: String,
+        #[prost(string, optional, tag = "2")]
+        pub value: Option<String>,
+    }
+}
+
+/// SplitMix64: a fixed-seed generator, so every run benchmarks the same bytes.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// A UUID-shaped partition key (36 characters).
+    fn uuid(&mut self) -> String {
+        let v = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
+        let h = format!("{v:032x}");
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Keys {
+    /// Partition keys drawn from a pool of this many; no explicit hash keys.
+    Pool(usize),
+    /// Every user record has its own partition key and its own explicit hash key.
+    Distinct,
+}
+
+struct ShapeSpec {
+    name: &'static str,
+    per_aggregate: usize,
+    data_len: usize,
+    keys: Keys,
+    seed: u64,
+}
+
+const SHAPES: [ShapeSpec; 3] = [
+    ShapeSpec {
+        name: "small",
+        per_aggregate: 100,
+        data_len: 100,
+        keys: Keys::Pool(20),
+        seed: 1,
+    },
+    ShapeSpec {
+        name: "large",
+        per_aggregate: 5,
+        data_len: 10 * 1024,
+        keys: Keys::Pool(20),
+        seed: 2,
+    },
+    ShapeSpec {
+        name: "distinct",
+        per_aggregate: 100,
+        data_len: 100,
+        keys: Keys::Distinct,
+        seed: 3,
+    },
+];
+
+/// A user record, owned.
+struct User {
+    partition_key: String,
+    explicit_hash_key: Option<String>,
+    data: Vec<u8>,
+}
+
+impl User {
+    fn input(&self) -> InputRecord<'_> {
+        let record = InputRecord::new(&self.partition_key, &self.data);
+        match &self.explicit_hash_key {
+            Some(ehk) => record.with_explicit_hash_key(ehk),
+            None => record,
+        }
+    }
+}
+
+struct Corpus {
+    spec: &'static ShapeSpec,
+    config: AggregatorConfig,
+    users: Vec<User>,
+    records: Vec<KinesisRecord>,
+    bytes: u64,
+}
+
+impl Corpus {
+    fn build(spec: &'static ShapeSpec) -> Corpus {
+        let mut rng = SplitMix64(0x6B70_6C2D_6265_6E63 ^ spec.seed);
+        let pool: Vec<String> = match spec.keys {
+            Keys::Pool(n) => (0..n)
+                .map(|i| format!("device-{i:02}-{:08x}", rng.next_u64() as u32))
+                .collect(),
+            Keys::Distinct => Vec::new(),
+        };
+        let config = AggregatorConfig {
+            max_size: 1024 * 1024,
+            max_count: spec.per_aggregate as u64,
+            ..AggregatorConfig::default()
+        };
+        let mut aggregator = Aggregator::new(config).expect("valid config");
+        let mut users = Vec::new();
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        while bytes < TARGET_BYTES {
+            for _ in 0..spec.per_aggregate {
+                let user = match spec.keys {
+                    Keys::Pool(n) => User {
+                        partition_key: pool[rng.below(n)].clone(),
+                        explicit_hash_key: None,
+                        data: rng.bytes(spec.data_len),
+                    },
+                    Keys::Distinct => {
+                        let ehk = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                        User {
+                            partition_key: rng.uuid(),
+                            explicit_hash_key: Some(ehk.to_string()),
+                            data: rng.bytes(spec.data_len),
+                        }
+                    }
+                };
+                if let Some(record) = aggregator.add(user.input()).expect("valid record") {
+                    bytes += record.data.len();
+                    records.push(record);
+                }
+                users.push(user);
+            }
+        }
+        assert!(
+            aggregator.is_empty(),
+            "{}: aggregates must be whole",
+            spec.name
+        );
+        for record in &records {
+            assert_eq!(record.user_records, spec.per_aggregate, "{}", spec.name);
+            assert!(record.is_aggregated());
+        }
+        let corpus = Corpus {
+            spec,
+            config,
+            users,
+            records,
+            bytes: bytes as u64,
+        };
+        corpus.check();
+        corpus
+    }
+
+    fn user_records(&self) -> u64 {
+        self.users.len() as u64
+    }
+
+    fn throughput(&self) -> Throughput {
+        Throughput::ElementsAndBytes {
+            elements: self.user_records(),
+            bytes: self.bytes,
+        }
+    }
+
+    /// Every decoder sees exactly the user records that were aggregated, and the encoder
+    /// reproduces the corpus: the benchmarks measure equal work.
+    fn check(&self) {
+        type Flat = Vec<(Vec<u8>, Option<Vec<u8>>, Vec<u8>)>;
+        let expected: Flat = self
+            .users
+            .iter()
+            .map(|u| {
+                (
+                    u.partition_key.as_bytes().to_vec(),
+                    u.explicit_hash_key.as_ref().map(|k| k.as_bytes().to_vec()),
+                    u.data.clone(),
+                )
+            })
+            .collect();
+        for options in [
+            Options::strict(),
+            Options::strict().without_md5_check(),
+            Options::kcl(),
+        ] {
+            let mut got: Flat = Vec::new();
+            for record in &self.records {
+                for u in deaggregate(&record.data, b"a", &options).expect("valid aggregate") {
+                    assert!(u.aggregated);
+                    got.push((
+                        u.partition_key.to_vec(),
+                        u.explicit_hash_key.map(<[u8]>::to_vec),
+                        u.data.to_vec(),
+                    ));
+                }
+            }
+            assert!(
+                got == expected,
+                "{}: deaggregate {options:?}",
+                self.spec.name
+            );
+        }
+        let mut oracle: Flat = Vec::new();
+        let mut naive: Flat = Vec::new();
+        for record in &self.records {
+            let protobuf = &record.data[4..record.data.len() - kpl_codec::DIGEST_LEN];
+            assert_eq!(kpl_oracle::frame(protobuf), record.data);
+            // The md5 baseline is kpl-codec's own MD5: today the md-5 crate.
+            let digest: [u8; 16] = Md5::digest(&record.data).into();
+            assert_eq!(kpl_codec::md5(&record.data), digest);
+            let message = kpl_oracle::AggregatedRecord::decode(protobuf).expect("prost decodes");
+            oracle.extend(kpl_oracle::strict_expectation(&message).expect("strictly valid"));
+            let message = naive::AggregatedRecord::decode(protobuf).expect("prost decodes");
+            for r in &message.records {
+                naive.push((
+                    message.partition_key_table[r.partition_key_index as usize]
+                        .as_bytes()
+                        .to_vec(),
+                    r.explicit_hash_key_index.map(|i| {
+                        message.explicit_hash_key_table[i as usize]
+                            .as_bytes()
+                            .to_vec()
+                    }),
+                    r.data.clone(),
+                ));
+            }
+        }
+        assert!(oracle == expected, "{}: oracle", self.spec.name);
+        assert!(naive == expected, "{}: naive prost", self.spec.name);
+        let mut aggregator = Aggregator::new(self.config).expect("valid config");
+        let mut again = Vec::new();
+        for user in &self.users {
+            again.extend(aggregator.add(user.input()).expect("valid record"));
+        }
+        again.extend(aggregator.drain());
+        assert!(again == self.records, "{}: encode", self.spec.name);
+    }
+
+    fn json(&self) -> String {
+        format!(
+            "{{\"per_aggregate\": {}, \"data_len\": {}, \"keys\": \"{}\", \"aggregates\": {}, \"user_records\": {}, \"bytes\": {}}}",
+            self.spec.per_aggregate,
+            self.spec.data_len,
+            match self.spec.keys {
+                Keys::Pool(n) => format!("{n} partition keys, no explicit hash keys"),
+                Keys::Distinct => "distinct partition and explicit hash keys".to_string(),
+            },
+            self.records.len(),
+            self.user_records(),
+            self.bytes,
+        )
+    }
+}
+
+fn decode(records: &[KinesisRecord], options: &Options) {
+    for record in records {
+        let users = deaggregate(black_box(&record.data), b"a", options).expect("valid aggregate");
+        for u in users {
+            black_box(u.partition_key.len());
+            black_box(u.explicit_hash_key.map(<[u8]>::len));
+            black_box(u.data.len());
+        }
+    }
+}
+
+/// The naive port: magic check, MD5 skipped, prost into owned structs, then resolve.
+fn prost_owned(records: &[KinesisRecord]) {
+    for record in records {
+        let data = black_box(&record.data[..]);
+        if data.len() <= 4 + kpl_codec::DIGEST_LEN || data[..4] != kpl_codec::MAGIC {
+            black_box(data.len());
+            continue;
+        }
+        let protobuf = &data[4..data.len() - kpl_codec::DIGEST_LEN];
+        let message = naive::AggregatedRecord::decode(protobuf).expect("prost decodes");
+        for r in &message.records {
+            let partition_key = message
+                .partition_key_table
+                .get(r.partition_key_index as usize)
+                .expect("partition key index in range");
+            let explicit_hash_key = r.explicit_hash_key_index.map(|i| {
+                message
+                    .explicit_hash_key_table
+                    .get(i as usize)
+                    .expect("in range")
+            });
+            black_box(partition_key.len());
+            black_box(explicit_hash_key.map(String::len));
+            black_box(r.data.len());
+        }
+    }
+}
+
+fn criterion_dir() -> PathBuf {
+    // Where criterion writes: $CRITERION_HOME, else $CARGO_TARGET_DIR/criterion, else the
+    // workspace's target/criterion.
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    target.join("criterion")
+}
+
+fn write_shapes(corpora: &[Corpus]) {
+    let body: Vec<String> = corpora
+        .iter()
+        .map(|c| format!("  \"{}\": {}", c.spec.name, c.json()))
+        .collect();
+    let dir = criterion_dir();
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            dir.join("kpl-shapes.json"),
+            format!("{{\n{}\n}}\n", body.join(",\n")),
+        )
+    });
+    if let Err(e) = written {
+        eprintln!(
+            "warning: could not write {}: {e}",
+            dir.join("kpl-shapes.json").display()
+        );
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let corpora: Vec<Corpus> = SHAPES.iter().map(Corpus::build).collect();
+    write_shapes(&corpora);
+    for corpus in &corpora {
+        let mut group = c.benchmark_group(corpus.spec.name);
+        group.sampling_mode(SamplingMode::Flat);
+        group.throughput(corpus.throughput());
+        let records = &corpus.records[..];
+
+        group.bench_function("md5", |b| {
+            b.iter(|| {
+                for record in records {
+                    black_box(kpl_codec::md5(black_box(&record.data[..])));
+                }
+            })
+        });
+        group.bench_function("decode_verified", |b| {
+            b.iter(|| decode(records, &Options::strict()))
+        });
+        group.bench_function("decode_unverified", |b| {
+            b.iter(|| decode(records, &Options::strict().without_md5_check()))
+        });
+        group.bench_function("deaggregate_kcl", |b| {
+            b.iter(|| decode(records, &Options::kcl()))
+        });
+        group.bench_function("prost_owned", |b| b.iter(|| prost_owned(records)));
+
+        let mut aggregator = Aggregator::new(corpus.config).expect("valid config");
+        group.bench_function("encode", |b| {
+            b.iter(|| {
+                let mut bytes = 0;
+                for user in &corpus.users {
+                    if let Some(record) = aggregator.add(black_box(user.input())).expect("valid") {
+                        bytes += black_box(record).data.len();
+                    }
+                }
+                for record in aggregator.drain() {
+                    bytes += black_box(record).data.len();
+                }
+                assert_eq!(bytes as u64, corpus.bytes);
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = codec;
+    // Defaults for a shared 2-core machine; the command line (--warm-up-time,
+    // --measurement-time, --sample-size) overrides them.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = benches
+}
+criterion_main!(codec);

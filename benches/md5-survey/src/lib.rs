@@ -1,0 +1,1 @@
+//! Empty: the survey is the `md5` bench target.
