@@ -197,6 +197,7 @@ impl<'a> Deaggregated<'a> {
 impl<'a> Iterator for Deaggregated<'a> {
     type Item = UserRecord<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<UserRecord<'a>> {
         match &mut self.state {
             State::Plain(record) => record.take(),
@@ -247,6 +248,7 @@ fn explicit_hash_key_value(text: &[u8]) -> BigIntegerParse {
 
 /// Resolves a record's indices: (partition key, explicit hash key table index).
 /// `None` when an index is outside its table. KCL casts indices to a 32-bit int first.
+#[inline(always)]
 fn resolve<'a>(
     aggregate: &Aggregate<'a>,
     raw: &RawRecord<'a>,

@@ -133,10 +133,49 @@ impl<'a> Aggregate<'a> {
         let mut record_count = 0usize;
         let mut max_partition_key_index = None;
         let mut max_explicit_hash_key_index = None;
-        while let Some(field) = reader.next_field()? {
+        loop {
+            // Runs of records in KPL's layout are checked by a tight loop; anything else
+            // (tables, other layouts, defects) goes through the general reader.
+            let (body, mut pos) = (reader.body(), reader.position());
+            while let Some((tag, entry, end)) = short_table_entry_at(body, pos) {
+                if tag == 0x0A {
+                    if dialect == Dialect::Strict && !is_utf8(entry) {
+                        break;
+                    }
+                    partition_keys.push(entry);
+                } else {
+                    if dialect == Dialect::Strict && !is_decimal_hash_key(entry) {
+                        break;
+                    }
+                    explicit_hash_keys.push(entry);
+                }
+                pos = end;
+            }
+            // Maxima as index + 1 (0: none), to keep the loop branch-free.
+            let (mut pk_bound, mut ehk_bound) = (0u64, 0u64);
+            while let Some(record) = kpl_record_at(body, pos, dialect) {
+                pk_bound = pk_bound.max(record.partition_key_index.saturating_add(1));
+                ehk_bound = ehk_bound.max(
+                    record
+                        .explicit_hash_key_index
+                        .map_or(0, |i| i.saturating_add(1)),
+                );
+                record_count += 1;
+                pos = record.end;
+            }
+            if pk_bound > 0 {
+                max_partition_key_index = max_partition_key_index.max(Some(pk_bound - 1));
+            }
+            if ehk_bound > 0 {
+                max_explicit_hash_key_index = max_explicit_hash_key_index.max(Some(ehk_bound - 1));
+            }
+            reader.skip_to(pos);
+            let Some(field) = reader.next_field()? else {
+                break;
+            };
             match (field.number, field.value) {
                 (1, Value::Bytes(key)) => {
-                    if dialect == Dialect::Strict && core::str::from_utf8(key).is_err() {
+                    if dialect == Dialect::Strict && !is_utf8(key) {
                         return Err(DecodeError::InvalidUtf8 {
                             offset: field.offset,
                         });
@@ -247,30 +286,24 @@ impl<'a> RawRecords<'a> {
     fn next_kpl_record(&mut self) -> Option<RawRecord<'a>> {
         let buf = self.reader.body();
         let pos = self.reader.position();
-        if *buf.get(pos)? != 0x1A {
-            return None;
-        }
-        let first = usize::from(*buf.get(pos + 1)?);
-        let (len, start) = if first < 0x80 {
-            (first, pos + 2)
-        } else {
-            let second = usize::from(*buf.get(pos + 2)?);
-            if second >= 0x80 {
-                return None;
-            }
-            ((first & 0x7F) | (second << 7), pos + 3)
-        };
-        let body = buf.get(start..start.checked_add(len)?)?;
+        let found = kpl_record_at(buf, pos, self.dialect)?;
         let base = self.reader.base();
-        let record = kpl_record(base + pos, base + start, body, self.dialect)?;
-        self.reader.skip_to(start + len);
-        Some(record)
+        self.reader.skip_to(found.end);
+        Some(RawRecord {
+            offset: base + pos,
+            size: found.end - pos,
+            partition_key_index: found.partition_key_index,
+            explicit_hash_key_index: found.explicit_hash_key_index,
+            data: buf.get(found.data_start..found.end)?,
+            data_offset: base + found.data_start,
+        })
     }
 }
 
 impl<'a> Iterator for RawRecords<'a> {
     type Item = RawRecord<'a>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<RawRecord<'a>> {
         if self.remaining == 0 {
             return None;
@@ -325,6 +358,84 @@ fn parse_record<'a>(
         return Ok(record);
     }
     parse_any_record(field, body, dialect, check_tags)
+}
+
+/// A table entry at `pos` with a one-byte tag (`0A` partition key, `12` explicit hash key)
+/// and a one-byte length, fully inside `buf`: (tag, entry, position after it).
+#[inline(always)]
+fn short_table_entry_at(buf: &[u8], pos: usize) -> Option<(u8, &[u8], usize)> {
+    let tag = *buf.get(pos)?;
+    if tag != 0x0A && tag != 0x12 {
+        return None;
+    }
+    let len = usize::from(*buf.get(pos + 1)?);
+    if len >= 0x80 {
+        return None;
+    }
+    let end = pos + 2 + len;
+    Some((tag, buf.get(pos + 2..end)?, end))
+}
+
+/// Whether `bytes` are valid UTF-8, with a branch-free ASCII check first.
+#[inline(always)]
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80 || core::str::from_utf8(bytes).is_ok()
+}
+
+/// A record field found at some position by [`kpl_record_at`].
+#[derive(Debug, Clone, Copy)]
+struct KplRecord {
+    /// Position after the record field (and after its data).
+    end: usize,
+    /// Position of the data.
+    data_start: usize,
+    partition_key_index: u64,
+    explicit_hash_key_index: Option<u64>,
+}
+
+/// A top-level record field at `pos` in KPL's layout: tag `1A`, a length shorter than
+/// 16 KiB, then a body `08 <pk index> [10 <ehk index>] 1A <len> <data>` and nothing else.
+/// `None` for anything else, which the general reader then handles; for the bytes it
+/// accepts, the result is the general reader's.
+#[inline(always)]
+fn kpl_record_at(buf: &[u8], pos: usize, dialect: Dialect) -> Option<KplRecord> {
+    if *buf.get(pos)? != 0x1A {
+        return None;
+    }
+    let first = usize::from(*buf.get(pos + 1)?);
+    let (len, start) = if first < 0x80 {
+        (first, pos + 2)
+    } else {
+        let second = usize::from(*buf.get(pos + 2)?);
+        if second >= 0x80 {
+            return None;
+        }
+        ((first & 0x7F) | (second << 7), pos + 3)
+    };
+    let end = start.checked_add(len)?;
+    if end > buf.len() || *buf.get(start)? != 0x08 {
+        return None;
+    }
+    let (partition_key_index, mut at) = varint_at(buf, start + 1, dialect)?;
+    let mut explicit_hash_key_index = None;
+    if buf.get(at) == Some(&0x10) {
+        let (index, next) = varint_at(buf, at + 1, dialect)?;
+        explicit_hash_key_index = Some(index);
+        at = next;
+    }
+    if buf.get(at) != Some(&0x1A) {
+        return None;
+    }
+    let (data_len, data_start) = varint_at(buf, at + 1, dialect)?;
+    if data_start > end || usize::try_from(data_len).ok()? != end - data_start {
+        return None;
+    }
+    Some(KplRecord {
+        end,
+        data_start,
+        partition_key_index,
+        explicit_hash_key_index,
+    })
 }
 
 /// Fast path for the layout KPL writes: `08 <pk index> [10 <ehk index>] 1A <len> <data>`
