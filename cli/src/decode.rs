@@ -6,7 +6,7 @@ use kpl_codec::{deaggregate, Options};
 
 use crate::args::{DecodeArgs, PolicyArg};
 use crate::error::{CliError, Stop};
-use crate::input::{parse_kinesis_records, read_all};
+use crate::input::read_kinesis_records;
 use crate::output::{write_line, DecodedLine};
 
 /// The deaggregation options the arguments ask for.
@@ -27,12 +27,7 @@ pub fn options(args: &DecodeArgs) -> Options {
 /// Runs `kpl decode`. User records are written as they are decoded, so under the strict
 /// policy those of the records before a defective one are already out when it fails.
 pub fn run(args: &DecodeArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), Stop> {
-    let bytes = read_all(args.source.file.as_deref(), stdin)?;
-    let records = parse_kinesis_records(
-        &bytes,
-        args.source.from,
-        args.source.partition_key.as_deref(),
-    )?;
+    let records = read_kinesis_records(&args.source, stdin)?;
     let options = options(args);
     for (index, record) in records.iter().enumerate() {
         let users = match deaggregate(&record.data, record.partition_key.as_bytes(), &options) {

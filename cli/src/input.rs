@@ -55,6 +55,16 @@ pub fn read_all(file: Option<&Path>, stdin: &mut dyn Read) -> Result<Vec<u8>, Cl
     Ok(bytes)
 }
 
+/// Reads the Kinesis records that `source` (file or standard input, format, outer key)
+/// names.
+pub fn read_kinesis_records(
+    source: &crate::args::Source,
+    stdin: &mut dyn Read,
+) -> Result<Vec<KinesisInput>, CliError> {
+    let bytes = read_all(source.file.as_deref(), stdin)?;
+    parse_kinesis_records(&bytes, source.from, source.partition_key.as_deref())
+}
+
 /// Turns the input's bytes into Kinesis records, as `format` says.
 ///
 /// `partition_key` is the outer key of raw, base64 and hex input (`--partition-key`);

@@ -11,19 +11,14 @@ use kpl_codec::{
 
 use crate::args::InspectArgs;
 use crate::error::Stop;
-use crate::input::{parse_kinesis_records, read_all, KinesisInput};
+use crate::input::{read_kinesis_records, KinesisInput};
 
 /// How many bytes of data the previews show.
 pub const PREVIEW_LEN: usize = 16;
 
 /// Runs `kpl inspect`.
 pub fn run(args: &InspectArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), Stop> {
-    let bytes = read_all(args.source.file.as_deref(), stdin)?;
-    let records = parse_kinesis_records(
-        &bytes,
-        args.source.from,
-        args.source.partition_key.as_deref(),
-    )?;
+    let records = read_kinesis_records(&args.source, stdin)?;
     if records.is_empty() {
         writeln!(out, "no Kinesis records in the input")?;
     }

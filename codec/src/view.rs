@@ -33,7 +33,7 @@ use alloc::vec::Vec;
 use crate::error::DecodeError;
 use crate::hash_key::is_decimal_hash_key;
 pub use crate::wire::Dialect;
-use crate::wire::{varint_at, Field, FieldReader, Schema, Value};
+use crate::wire::{short_len_at, varint_at, Field, FieldReader, Schema, Value};
 use crate::{DIGEST_LEN, MAGIC};
 
 /// Absolute offset of the protobuf inside a Kinesis record's data.
@@ -402,16 +402,7 @@ fn kpl_record_at(buf: &[u8], pos: usize, dialect: Dialect) -> Option<KplRecord> 
     if *buf.get(pos)? != 0x1A {
         return None;
     }
-    let first = usize::from(*buf.get(pos + 1)?);
-    let (len, start) = if first < 0x80 {
-        (first, pos + 2)
-    } else {
-        let second = usize::from(*buf.get(pos + 2)?);
-        if second >= 0x80 {
-            return None;
-        }
-        ((first & 0x7F) | (second << 7), pos + 3)
-    };
+    let (len, start) = short_len_at(buf, pos + 1)?;
     let end = start.checked_add(len)?;
     if end > buf.len() || *buf.get(start)? != 0x08 {
         return None;

@@ -121,6 +121,21 @@ impl Schema {
     }
 }
 
+/// A length prefix of one or two bytes (below 16 KiB) at `pos`: (length, position after
+/// it). `None` for longer prefixes, which the general reader handles.
+#[inline(always)]
+pub(crate) fn short_len_at(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let first = usize::from(*buf.get(pos)?);
+    if first < 0x80 {
+        return Some((first, pos + 1));
+    }
+    let second = usize::from(*buf.get(pos + 1)?);
+    if second >= 0x80 {
+        return None;
+    }
+    Some(((first & 0x7F) | (second << 7), pos + 2))
+}
+
 /// Reads a varint at `pos` for a caller that falls back to [`FieldReader`] on any
 /// problem: `None` when truncated or malformed.
 #[inline(always)]
@@ -325,16 +340,7 @@ impl<'a> FieldReader<'a> {
         {
             return None;
         }
-        let first = usize::from(*buf.get(pos + 1)?);
-        let (len, start) = if first < 0x80 {
-            (first, pos + 2)
-        } else {
-            let second = usize::from(*buf.get(pos + 2)?);
-            if second >= 0x80 {
-                return None;
-            }
-            ((first & 0x7F) | (second << 7), pos + 3)
-        };
+        let (len, start) = short_len_at(buf, pos + 1)?;
         let end = start.checked_add(len)?;
         let payload = buf.get(start..end)?;
         self.pos = end;
