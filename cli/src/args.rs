@@ -120,7 +120,14 @@ vectors) against kpl-codec, under both deaggregation policies, and prints a Mark
 rows are implementations, columns are vector categories, cells are passed/total, followed by
 the failing vectors with a one-line reason each.
 
-Exit codes: 0 every check passed; 1 some check failed; 2 the corpus could not be read.";
+With --adapter NAME=COMMAND, the implementation behind each adapter is checked too (columns:
+encode byte-identical to KPL, encode decodable by KCL, limits, decode of valid and malformed
+input and explicit hash key attribution, against what KCL does), and compared with its
+expectations file: a result that differs from it in either direction is reported.
+
+Exit codes: 0 every check passed or failed as expected; 1 a built-in check failed or an
+adapter's result differs from its expectations; 2 the corpus or an expectations file could
+not be read, or an adapter did not answer hello.";
 
 /// Arguments of `kpl conformance`.
 #[derive(Debug, Clone, clap::Args)]
@@ -128,6 +135,18 @@ pub struct ConformanceArgs {
     /// The corpus directory (default: the vectors/corpus this kpl was built from).
     #[arg(long, value_name = "DIR")]
     pub corpus: Option<std::path::PathBuf>,
+    /// Also check an implementation behind an adapter (conformance/PROTOCOL.md), started
+    /// as `sh -c COMMAND`. Repeat for several. Its known divergences are read from
+    /// `<expectations>/<NAME>.json`.
+    #[arg(long = "adapter", value_name = "NAME=COMMAND")]
+    pub adapters: Vec<String>,
+    /// Seconds to wait for each adapter answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub timeout: u64,
+    /// Directory of the per-adapter expectations files (default: conformance/expectations
+    /// of this source tree).
+    #[arg(long, value_name = "DIR")]
+    pub expectations: Option<std::path::PathBuf>,
 }
 
 /// How the input holds the Kinesis record(s).

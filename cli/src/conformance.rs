@@ -1,30 +1,72 @@
-//! `kpl conformance`: the golden vectors against the built-in implementation.
+//! `kpl conformance`: the golden vectors against the built-in implementation and any
+//! adapters named.
 
 use std::io::Write;
+use std::time::Duration;
+
+use kpl_conformance::adapter::AdapterProcess;
+use kpl_conformance::{expectations, peer, Report};
 
 use crate::args::ConformanceArgs;
 use crate::error::{CliError, Stop, EXIT_DEFECT};
 
-/// Runs the corpus against kpl-codec and writes the matrix; fails (exit 1) when any check
-/// fails.
+/// Runs the corpus against kpl-codec and every adapter and writes the matrix; fails
+/// (exit 1) when a built-in check fails or an adapter's results differ from its
+/// expectations.
 pub fn run(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
     let dir = args.corpus.clone().unwrap_or_else(kpl_vectors::corpus_dir);
     let vectors = kpl_vectors::load_dir(&dir)
         .map_err(|e| CliError::input(format!("cannot load the vectors: {e}")))?;
-    let report = kpl_conformance::run_builtin(&vectors);
-    write!(
+    let mut report = kpl_conformance::run_builtin(&vectors);
+    let builtin_failures = report.failures().count();
+    let expectations_dir = args.expectations.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/expectations")
+    });
+    let mut surprises = Vec::new();
+    let mut versions = Vec::new();
+    for spec in &args.adapters {
+        let (name, command) = spec
+            .split_once('=')
+            .ok_or_else(|| CliError::input(format!("--adapter {spec:?}: expected NAME=COMMAND")))?;
+        let mut adapter = AdapterProcess::new(command, Duration::from_secs(args.timeout));
+        let hello = peer::hello(&mut adapter)
+            .map_err(|e| CliError::input(format!("adapter {name}: hello failed: {e}")))?;
+        versions.push(format!("{name}: {} {}", hello.name, hello.version));
+        let mut own = Report::default();
+        for outcome in peer::run(&mut adapter, &hello, name, &vectors) {
+            own.push(outcome);
+        }
+        let expected = expectations::load(&expectations_dir.join(format!("{name}.json")))
+            .map_err(CliError::input)?;
+        surprises.extend(expectations::surprises(&own, &expected));
+        for outcome in own.outcomes() {
+            report.push(outcome.clone());
+        }
+    }
+    writeln!(
         out,
-        "kpl conformance: {} vectors from {}\n\n{}",
+        "kpl conformance: {} vectors from {}",
         vectors.len(),
-        dir.display(),
-        report.render_text()
+        dir.display()
     )
     .map_err(Stop::from)?;
-    let failed = report.failures().count();
-    if failed > 0 {
+    for v in &versions {
+        writeln!(out, "adapter {v}").map_err(Stop::from)?;
+    }
+    write!(out, "\n{}", report.render_text()).map_err(Stop::from)?;
+    if !surprises.is_empty() {
+        writeln!(out, "\nResults that differ from the expectations files:").map_err(Stop::from)?;
+        for (key, what) in &surprises {
+            writeln!(out, "- {key}: {what}").map_err(Stop::from)?;
+        }
+    }
+    if builtin_failures > 0 || !surprises.is_empty() {
         return Err(Stop::Error(CliError {
             exit_code: EXIT_DEFECT,
-            message: format!("{failed} checks failed"),
+            message: format!(
+                "{builtin_failures} built-in checks failed, {} adapter results differ from their expectations",
+                surprises.len()
+            ),
         }));
     }
     Ok(())

@@ -65,3 +65,14 @@ fn a_missing_corpus_is_an_input_error() {
     let line = run.one_error_line(2);
     assert!(line.contains("cannot load the vectors"), "{line}");
 }
+
+#[test]
+fn adapters_are_checked_and_a_bad_one_is_an_error() {
+    let run = kpl(&["conformance", "--adapter", "no-equals-sign"], b"");
+    let line = run.one_error_line(2);
+    assert!(line.contains("NAME=COMMAND"), "{line}");
+    // An adapter that exits at once cannot say hello.
+    let run = kpl(&["conformance", "--adapter", "gone=exit 0"], b"");
+    let line = run.one_error_line(2);
+    assert!(line.contains("adapter gone: hello failed"), "{line}");
+}

@@ -16,7 +16,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod adapter;
 pub mod builtin;
+pub mod expectations;
+pub mod peer;
 mod report;
 
 pub use report::{Outcome, Report};
