@@ -63,7 +63,10 @@ def user_record_json(position, u):
     if isinstance(data, bytes):
         data = data.decode("ascii")
     sub = k.get("subSequenceNumber")
-    out = {"data": data, "explicit_hash_key": k.get("explicitHashKey"),
+    ehk = k.get("explicitHashKey")
+    if isinstance(ehk, bytes):  # the package hands out raw bytes for a key that is not UTF-8
+        ehk = ehk.decode("utf-8", "replace")
+    out = {"data": data, "explicit_hash_key": ehk,
            "sub_sequence_number": position if sub is None else sub,
            "aggregated": aggregated}
     out.update(key_fields("partition_key", k.get("partitionKey")))
