@@ -22,12 +22,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, InputRecord, KinesisRecord, Options};
+use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, KinesisRecord, Options};
+use kpl_conformance::bench_corpus::{build, Built, Keys, ShapeSpec, User, SHAPES};
 use md5::{Digest, Md5};
 use prost::Message;
-
-/// Kinesis record bytes per shape (the corpus stops at the first whole aggregate past it).
-const TARGET_BYTES: usize = 2_000_000;
 
 /// The naive port's message types: prost structs with `string` keys, as a port generated
 /// from the `.proto` would have (proto2 `required` fields included).
@@ -63,103 +61,6 @@ mod naive {
     }
 }
 
-/// SplitMix64: a fixed-seed generator, so every run benchmarks the same bytes.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next_u64().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    /// A UUID-shaped partition key (36 characters).
-    fn uuid(&mut self) -> String {
-        let v = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
-        let h = format!("{v:032x}");
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Keys {
-    /// Partition keys drawn from a pool of this many; no explicit hash keys.
-    Pool(usize),
-    /// Every user record has its own partition key and its own explicit hash key.
-    Distinct,
-}
-
-struct ShapeSpec {
-    name: &'static str,
-    per_aggregate: usize,
-    data_len: usize,
-    keys: Keys,
-    seed: u64,
-}
-
-const SHAPES: [ShapeSpec; 3] = [
-    ShapeSpec {
-        name: "small",
-        per_aggregate: 100,
-        data_len: 100,
-        keys: Keys::Pool(20),
-        seed: 1,
-    },
-    ShapeSpec {
-        name: "large",
-        per_aggregate: 5,
-        data_len: 10 * 1024,
-        keys: Keys::Pool(20),
-        seed: 2,
-    },
-    ShapeSpec {
-        name: "distinct",
-        per_aggregate: 100,
-        data_len: 100,
-        keys: Keys::Distinct,
-        seed: 3,
-    },
-];
-
-/// A user record, owned.
-struct User {
-    partition_key: String,
-    explicit_hash_key: Option<String>,
-    data: Vec<u8>,
-}
-
-impl User {
-    fn input(&self) -> InputRecord<'_> {
-        let record = InputRecord::new(&self.partition_key, &self.data);
-        match &self.explicit_hash_key {
-            Some(ehk) => record.with_explicit_hash_key(ehk),
-            None => record,
-        }
-    }
-}
-
 struct Corpus {
     spec: &'static ShapeSpec,
     config: AggregatorConfig,
@@ -170,48 +71,15 @@ struct Corpus {
 
 impl Corpus {
     fn build(spec: &'static ShapeSpec) -> Corpus {
-        let mut rng = SplitMix64(0x6B70_6C2D_6265_6E63 ^ spec.seed);
-        let pool: Vec<String> = match spec.keys {
-            Keys::Pool(n) => (0..n)
-                .map(|i| format!("device-{i:02}-{:08x}", rng.next_u64() as u32))
-                .collect(),
-            Keys::Distinct => Vec::new(),
-        };
-        let config = AggregatorConfig {
-            max_size: 1024 * 1024,
-            max_count: spec.per_aggregate as u64,
-            ..AggregatorConfig::default()
-        };
-        let mut aggregator = Aggregator::new(config).expect("valid config");
-        let mut users = Vec::new();
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        while bytes < TARGET_BYTES {
-            for _ in 0..spec.per_aggregate {
-                let user = match spec.keys {
-                    Keys::Pool(n) => User {
-                        partition_key: pool[rng.below(n)].clone(),
-                        explicit_hash_key: None,
-                        data: rng.bytes(spec.data_len),
-                    },
-                    Keys::Distinct => {
-                        let ehk = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-                        User {
-                            partition_key: rng.uuid(),
-                            explicit_hash_key: Some(ehk.to_string()),
-                            data: rng.bytes(spec.data_len),
-                        }
-                    }
-                };
-                if let Some(record) = aggregator.add(user.input()).expect("valid record") {
-                    bytes += record.data.len();
-                    records.push(record);
-                }
-                users.push(user);
-            }
-        }
-        assert!(
-            aggregator.is_empty(),
+        let Built {
+            config,
+            users,
+            records,
+            bytes,
+        } = build(spec);
+        assert_eq!(
+            users.len(),
+            records.len() * spec.per_aggregate,
             "{}: aggregates must be whole",
             spec.name
         );

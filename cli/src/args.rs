@@ -143,6 +143,14 @@ pub struct ConformanceArgs {
     /// Seconds to wait for each adapter answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     pub timeout: u64,
+    /// Time decoding instead: kpl-codec and every adapter decode the benchmarks' `small`
+    /// corpus (about 2 MB, 100 user records of 100 bytes per aggregate) and the table of
+    /// MB/s, user records/s and the ratio to kpl-codec is printed.
+    #[arg(long)]
+    pub bench: bool,
+    /// Times each implementation decodes the corpus with --bench.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub iterations: u64,
     /// Directory of the per-adapter expectations files (default: conformance/expectations
     /// of this source tree).
     #[arg(long, value_name = "DIR")]

@@ -14,6 +14,9 @@ use crate::error::{CliError, Stop, EXIT_DEFECT};
 /// (exit 1) when a built-in check fails or an adapter's results differ from its
 /// expectations.
 pub fn run(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
+    if args.bench {
+        return bench(args, out);
+    }
     let dir = args.corpus.clone().unwrap_or_else(kpl_vectors::corpus_dir);
     let vectors = kpl_vectors::load_dir(&dir)
         .map_err(|e| CliError::input(format!("cannot load the vectors: {e}")))?;
@@ -25,9 +28,7 @@ pub fn run(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
     let mut surprises = Vec::new();
     let mut versions = Vec::new();
     for spec in &args.adapters {
-        let (name, command) = spec
-            .split_once('=')
-            .ok_or_else(|| CliError::input(format!("--adapter {spec:?}: expected NAME=COMMAND")))?;
+        let (name, command) = adapter_spec(spec)?;
         let mut adapter = AdapterProcess::new(command, Duration::from_secs(args.timeout));
         let hello = peer::hello(&mut adapter)
             .map_err(|e| CliError::input(format!("adapter {name}: hello failed: {e}")))?;
@@ -69,5 +70,53 @@ pub fn run(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
             ),
         }));
     }
+    Ok(())
+}
+
+/// Parses `NAME=COMMAND`.
+fn adapter_spec(spec: &str) -> Result<(&str, &str), CliError> {
+    spec.split_once('=')
+        .ok_or_else(|| CliError::input(format!("--adapter {spec:?}: expected NAME=COMMAND")))
+}
+
+/// `--bench`: the same corpus through kpl-codec and every adapter, in one run.
+fn bench(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
+    use kpl_conformance::bench_corpus::{build, SHAPES};
+    use kpl_conformance::throughput;
+
+    let corpus = build(&SHAPES[0]);
+    let path = std::env::temp_dir().join(format!("kpl-bench-corpus-{}.ndjson", std::process::id()));
+    throughput::write_corpus(&corpus.records, &path)
+        .map_err(|e| CliError::input(format!("cannot write {}: {e}", path.display())))?;
+    let mut rows = vec![throughput::builtin(&corpus.records, args.iterations)];
+    for spec in &args.adapters {
+        let (name, command) = adapter_spec(spec)?;
+        let mut adapter = AdapterProcess::new(command, Duration::from_secs(args.timeout.max(600)));
+        let hello = peer::hello(&mut adapter)
+            .map_err(|e| CliError::input(format!("adapter {name}: hello failed: {e}")))?;
+        let label = format!("{name} ({} {})", hello.name, hello.version);
+        rows.push(throughput::adapter(
+            &mut adapter,
+            &label,
+            &path,
+            args.iterations,
+        ));
+    }
+    let _ = std::fs::remove_file(&path);
+    writeln!(
+        out,
+        "kpl conformance --bench: {} Kinesis records, {} bytes, {} user records, {} iterations; KCL-style decoding with MD5\n",
+        corpus.records.len(),
+        corpus.bytes,
+        corpus.users.len(),
+        args.iterations
+    )
+    .map_err(Stop::from)?;
+    write!(
+        out,
+        "{}",
+        throughput::render(&rows, corpus.bytes as u64, args.iterations)
+    )
+    .map_err(Stop::from)?;
     Ok(())
 }

@@ -76,3 +76,13 @@ fn adapters_are_checked_and_a_bad_one_is_an_error() {
     let line = run.one_error_line(2);
     assert!(line.contains("adapter gone: hello failed"), "{line}");
 }
+
+#[test]
+fn bench_prints_the_throughput_table() {
+    let run = kpl(&["conformance", "--bench", "--iterations", "1"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The benchmarks' small shape: 100 user records per aggregate.
+    assert!(run.stdout.contains("18200 user records, 1 iterations"), "{}", run.stdout);
+    assert!(run.stdout.contains("| kpl-codec (in process) |"), "{}", run.stdout);
+    assert!(run.stdout.contains("| 1.00 |"), "{}", run.stdout);
+}

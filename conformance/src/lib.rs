@@ -17,10 +17,12 @@
 #![deny(missing_docs)]
 
 pub mod adapter;
+pub mod bench_corpus;
 pub mod builtin;
 pub mod expectations;
 pub mod peer;
 mod report;
+pub mod throughput;
 
 pub use report::{Outcome, Report};
 
