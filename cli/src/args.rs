@@ -151,6 +151,10 @@ pub struct ConformanceArgs {
     /// Times each implementation decodes the corpus with --bench.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub iterations: u64,
+    /// Also write `REPORT.md` (the matrix, the implementations' versions, the date) and
+    /// `report.json` (every outcome) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<std::path::PathBuf>,
     /// Directory of the per-adapter expectations files (default: conformance/expectations
     /// of this source tree).
     #[arg(long, value_name = "DIR")]

@@ -82,7 +82,31 @@ fn bench_prints_the_throughput_table() {
     let run = kpl(&["conformance", "--bench", "--iterations", "1"], b"");
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The benchmarks' small shape: 100 user records per aggregate.
-    assert!(run.stdout.contains("18200 user records, 1 iterations"), "{}", run.stdout);
-    assert!(run.stdout.contains("| kpl-codec (in process) |"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("18200 user records, 1 iterations"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("| kpl-codec (in process) |"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("| 1.00 |"), "{}", run.stdout);
+}
+
+#[test]
+fn report_writes_markdown_and_json() {
+    let dir = std::env::temp_dir().join(format!("kpl-report-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = kpl(&["conformance", "--report", dir.to_str().unwrap()], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let md = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(md.starts_with("# Conformance report"), "{md}");
+    let outcomes = json.as_array().unwrap();
+    assert!(md.contains(&format!("All {} checks passed.", outcomes.len())), "{md}");
+    assert!(outcomes.iter().all(|o| o["passed"] == true));
 }

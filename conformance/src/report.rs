@@ -55,6 +55,25 @@ impl Report {
         matrix
     }
 
+    /// Every outcome as JSON: `[{"implementation", "category", "vector", "passed",
+    /// "reason"}]`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.outcomes
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "implementation": o.implementation,
+                        "category": o.category,
+                        "vector": o.vector,
+                        "passed": o.result.is_ok(),
+                        "reason": o.result.as_ref().err(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
     /// The matrix as a Markdown table (rows: implementations, columns: categories, cells
     /// `passed/total`), followed by the failing vectors with their reasons.
     pub fn render_text(&self) -> String {
