@@ -24,15 +24,24 @@ pub fn key(vector: &str, implementation: &str) -> String {
     format!("{vector} [{implementation}]")
 }
 
-/// The outcomes that differ from `expectations`: unexpected failures, and expected
-/// failures that now pass (listed with `"now passes"`).
+/// The keys whose result differs from `expectations`: unexpected failures, and expected
+/// failures that now pass (listed with `"now passes"`). A key fails when any of its
+/// outcomes fails (an encode vector is checked in several columns under one key).
 pub fn surprises(report: &Report, expectations: &Expectations) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    let mut failures: BTreeMap<String, Option<String>> = BTreeMap::new();
     for o in report.outcomes() {
-        let k = key(&o.vector, &o.implementation);
-        match (&o.result, expectations.get(&k)) {
-            (Err(reason), None) => out.push((k, format!("unexpected failure: {reason}"))),
-            (Ok(()), Some(why)) => out.push((k, format!("now passes (expected to fail: {why})"))),
+        let entry = failures
+            .entry(key(&o.vector, &o.implementation))
+            .or_insert(None);
+        if let (Err(reason), None) = (&o.result, entry.as_ref()) {
+            *entry = Some(format!("{}: {reason}", o.category));
+        }
+    }
+    let mut out = Vec::new();
+    for (k, failure) in failures {
+        match (failure, expectations.get(&k)) {
+            (Some(reason), None) => out.push((k, format!("unexpected failure: {reason}"))),
+            (None, Some(why)) => out.push((k, format!("now passes (expected to fail: {why})"))),
             _ => {}
         }
     }

@@ -40,6 +40,8 @@ pub struct Hello {
     pub policies: Vec<String>,
     /// Whether it applies a shard range.
     pub shard_range: bool,
+    /// Whether it can skip the MD5 check (`verify_md5: false`).
+    pub verify_md5_optional: bool,
 }
 
 /// Asks the adapter who it is.
@@ -64,6 +66,7 @@ pub fn hello(adapter: &mut AdapterProcess) -> Result<Hello, String> {
                     })
                     .unwrap_or_default(),
                 shard_range: flag("shard_range"),
+                verify_md5_optional: flag("verify_md5_optional"),
             })
         }
         other => Err(other.describe()),
@@ -86,7 +89,9 @@ pub fn run(
             }
             Case::Decode(case) if hello.decode => {
                 for policy in &hello.policies {
-                    if case.shard_range.is_some() && !hello.shard_range {
+                    if (case.shard_range.is_some() && !hello.shard_range)
+                        || (!case.verify_md5 && !hello.verify_md5_optional)
+                    {
                         continue;
                     }
                     let implementation = if policy == "native" {

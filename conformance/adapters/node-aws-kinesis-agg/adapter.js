@@ -125,7 +125,7 @@ function hello() {
   }
   return { ok: true, name: 'aws-kinesis-agg', version: aggPkg.version, language: 'javascript',
            encode: true, decode: true, policies: ['native'], bench: true, shard_range: false,
-           limits: false, verify_md5_option: true, runtime: 'node ' + process.version, deps };
+           limits: false, verify_md5_optional: true, runtime: 'node ' + process.version, deps };
 }
 
 async function handle(line) {

@@ -132,7 +132,7 @@ def hello(_req):
     return {"ok": True, "name": "aiokpl", "version": aiokpl.__version__, "language": "python",
             "encode": True, "decode": True, "policies": ["native"], "bench": True,
             "shard_range": False, "limits": True, "limits_honoured": ["max_size", "max_count"],
-            "verify_md5_option": False}
+            "verify_md5_optional": False}
 
 
 OPS = {"hello": hello, "decode": decode, "encode": encode, "bench": bench}

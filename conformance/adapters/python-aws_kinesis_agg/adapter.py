@@ -136,7 +136,7 @@ def hello(_req):
             "version": importlib.metadata.version("aws_kinesis_agg"), "language": "python",
             "encode": True, "decode": True, "policies": ["native"], "bench": True,
             "shard_range": False, "limits": True, "limits_honoured": ["max_size"],
-            "verify_md5_option": False,
+            "verify_md5_optional": False,
             "deps": {"six": importlib.metadata.version("six"),
                      "protobuf": importlib.metadata.version("protobuf")}}
 

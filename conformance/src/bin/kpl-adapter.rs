@@ -31,7 +31,8 @@ fn handle(request: &Value) -> Result<Value, String> {
         Some("hello") => Ok(json!({
             "ok": true, "name": "kpl-codec", "version": env!("CARGO_PKG_VERSION"),
             "language": "rust", "encode": true, "decode": true,
-            "policies": ["kcl", "strict"], "shard_range": true, "bench": true
+            "policies": ["kcl", "strict"], "shard_range": true, "verify_md5_optional": true,
+            "bench": true
         })),
         Some("encode") => encode(request),
         Some("decode") => decode(request),
