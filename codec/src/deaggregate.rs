@@ -116,6 +116,21 @@ pub enum Verdict {
     },
 }
 
+/// The text KCL hands to the application for a key's bytes: Java's lossy UTF-8 decoding
+/// (`new String(bytes, UTF_8)`), which replaces an encoded surrogate such as `ED A0 80`
+/// with ONE U+FFFD where Rust's `String::from_utf8_lossy` gives three. Borrows when the
+/// bytes are valid UTF-8.
+///
+/// ```
+/// use kpl_codec::deaggregate::kcl_text;
+/// assert_eq!(kcl_text(b"key"), "key");
+/// assert_eq!(kcl_text(&[0xED, 0xA0, 0x80]), "\u{FFFD}");
+/// assert_eq!(kcl_text(&[b'a', 0xFF, b'b']), "a\u{FFFD}b");
+/// ```
+pub fn kcl_text(bytes: &[u8]) -> alloc::borrow::Cow<'_, str> {
+    java::utf8_lossy(bytes)
+}
+
 /// One user record, borrowing from the Kinesis record's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserRecord<'a> {

@@ -1779,8 +1779,9 @@ def malformed_vectors():
             1a 05 08 00 1a 01 32
         """), kcl=2, strict=("InvalidExplicitHashKey", 7))
     mal("kcl-invalid-utf8-partition-key",
-        "pk table entry 61 FF 62 (invalid UTF-8): KCL returns the raw bytes as the key "
-        "(partition_key_b64) with hash key MD5(\"a\\uFFFDb\" in UTF-8); strict InvalidUtf8 at 4.",
+        "pk table entry 61 FF 62 (invalid UTF-8): the vector keeps the key's raw bytes "
+        "(partition_key_b64); KCL hands out the Java String \"a\\uFFFDb\" and hashes its UTF-8 "
+        "(MD5 of 61 EF BF BD 62); strict InvalidUtf8 at 4.",
         [R_LOSSY, R_HASH, R_STRICT], pb=hx("0a 03 61 ff 62  1a 05 08 00 1a 01 78"), kcl=1,
         strict=("InvalidUtf8", 4))
     mal("kcl-invalid-utf8-truncated-sequence-key",
