@@ -107,6 +107,9 @@ fn report_writes_markdown_and_json() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(md.starts_with("# Conformance report"), "{md}");
     let outcomes = json.as_array().unwrap();
-    assert!(md.contains(&format!("All {} checks passed.", outcomes.len())), "{md}");
+    assert!(
+        md.contains(&format!("All {} checks passed.", outcomes.len())),
+        "{md}"
+    );
     assert!(outcomes.iter().all(|o| o["passed"] == true));
 }
