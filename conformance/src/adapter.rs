@@ -70,9 +70,13 @@ impl AdapterProcess {
 
     fn start(&mut self) -> Result<&mut Running, String> {
         if self.running.is_none() {
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg(&self.command)
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(&self.command);
+            // Its own process group, so that stopping it also stops what it started
+            // (`bash run.sh` starting a JVM, say).
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+            let mut child = command
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -108,6 +112,12 @@ impl AdapterProcess {
     /// Stops the process (it is started again at the next request).
     pub fn stop(&mut self) {
         if let Some(mut running) = self.running.take() {
+            #[cfg(unix)]
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(format!("-{}", running.child.id()))
+                .stderr(Stdio::null())
+                .status();
             let _ = running.child.kill();
             let _ = running.child.wait();
         }

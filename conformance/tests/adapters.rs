@@ -35,11 +35,16 @@ fn crashes_timeouts_and_garbage_are_results() {
     // A malformed answer restarts the process: the next request is its first again.
     assert!(matches!(adapter.request(&hello), Answer::Ok(_)));
 
-    let hang = "read l; sleep 30";
-    let mut adapter = AdapterProcess::new(hang, Duration::from_millis(300));
+    // A hung adapter times out, and stopping it stops what it started too (the `sleep`
+    // writes its marker only if it survives).
+    let marker = std::env::temp_dir().join(format!("kpl-adapter-hang-{}", std::process::id()));
+    let hang = format!("read l; sleep 2; touch {}", marker.display());
+    let mut adapter = AdapterProcess::new(&hang, Duration::from_millis(300));
     let started = std::time::Instant::now();
     assert_eq!(adapter.request(&hello), Answer::Timeout);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!marker.exists(), "the hung adapter's child outlived it");
 
     let crash = "read l; exit 3";
     let mut adapter = AdapterProcess::new(crash, Duration::from_secs(5));
