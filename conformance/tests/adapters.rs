@@ -35,10 +35,10 @@ fn crashes_timeouts_and_garbage_are_results() {
     // A malformed answer restarts the process: the next request is its first again.
     assert!(matches!(adapter.request(&hello), Answer::Ok(_)));
 
-    // A hung adapter times out, and stopping it stops what it started too (the `sleep`
-    // writes its marker only if it survives).
+    // A hung adapter times out, and stopping it stops what it started too (the inner
+    // shell writes the marker only if it survives its parent).
     let marker = std::env::temp_dir().join(format!("kpl-adapter-hang-{}", std::process::id()));
-    let hang = format!("read l; sleep 2; touch {}", marker.display());
+    let hang = format!("read l; sh -c 'sleep 2; touch {}'", marker.display());
     let mut adapter = AdapterProcess::new(&hang, Duration::from_millis(300));
     let started = std::time::Instant::now();
     assert_eq!(adapter.request(&hello), Answer::Timeout);
