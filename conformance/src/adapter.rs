@@ -114,7 +114,7 @@ impl AdapterProcess {
         if let Some(mut running) = self.running.take() {
             #[cfg(unix)]
             let _ = Command::new("kill")
-                .arg("-KILL")
+                .args(["-s", "KILL", "--"])
                 .arg(format!("-{}", running.child.id()))
                 .stderr(Stdio::null())
                 .status();
