@@ -18,8 +18,15 @@ pub fn run(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
         return bench(args, out);
     }
     let dir = args.corpus.clone().unwrap_or_else(kpl_vectors::corpus_dir);
-    let vectors = kpl_vectors::load_dir(&dir)
+    let mut vectors = kpl_vectors::load_dir(&dir)
         .map_err(|e| CliError::input(format!("cannot load the vectors: {e}")))?;
+    if args.corpus.is_none() {
+        // The vectors captured from real peers (the real Java KPL's output) too.
+        vectors.extend(
+            kpl_vectors::load_captured()
+                .map_err(|e| CliError::input(format!("cannot load the vectors: {e}")))?,
+        );
+    }
     let mut report = kpl_conformance::run_builtin(&vectors);
     let builtin_failures = report.failures().count();
     let expectations_dir = args.expectations.clone().unwrap_or_else(|| {

@@ -5,7 +5,12 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
     let args = Arguments::from_args();
-    let vectors = match kpl_vectors::load_all() {
+    let vectors = match kpl_vectors::load_all().and_then(|mut v| {
+        kpl_vectors::load_captured().map(|c| {
+            v.extend(c);
+            v
+        })
+    }) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("cannot load the vectors: {e}");

@@ -39,6 +39,21 @@ pub fn load_all() -> Result<Vec<Vector>, LoadError> {
     load_dir(&corpus_dir())
 }
 
+/// The `captured/` directory of this crate: vectors captured from real peers by the
+/// harnesses in `capture/` (never edited by hand).
+pub fn captured_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captured")
+}
+
+/// Loads every captured vector, named `captured/<peer>/<scenario>`, sorted by name.
+pub fn load_captured() -> Result<Vec<Vector>, LoadError> {
+    let mut out = load_dir(&captured_dir())?;
+    for v in &mut out {
+        v.name = format!("captured/{}", v.name);
+    }
+    Ok(out)
+}
+
 /// Loads every `**/*.json` vector below `root`, sorted by name (the path below `root`
 /// without `.json`).
 pub fn load_dir(root: &Path) -> Result<Vec<Vector>, LoadError> {
@@ -722,6 +737,17 @@ mod tests {
                 v.name
             );
             assert_eq!(v.provenance.source, "derived", "{}", v.name);
+        }
+    }
+
+    #[test]
+    fn captured_vectors_load_and_say_where_they_come_from() {
+        let captured = load_captured().unwrap();
+        assert!(!captured.is_empty());
+        for v in &captured {
+            assert!(v.name.starts_with("captured/"), "{}", v.name);
+            assert_eq!(v.provenance.source, "captured", "{}", v.name);
+            assert!(v.provenance.method.contains("capture"), "{}", v.name);
         }
     }
 
