@@ -164,17 +164,9 @@ fn bench(request: &Value) -> Result<Value, String> {
             .to_string();
         corpus.push((b64(v.get("data"))?, pk));
     }
-    let options = Options::kcl();
-    let start = std::time::Instant::now();
-    let mut user_records = 0u64;
-    for _ in 0..iterations {
-        for (data, pk) in &corpus {
-            let records = deaggregate(data, pk.as_bytes(), &options).map_err(|e| e.to_string())?;
-            for r in records {
-                std::hint::black_box(r.data);
-                user_records += 1;
-            }
-        }
-    }
-    Ok(json!({"ok": true, "seconds": start.elapsed().as_secs_f64(), "user_records": user_records}))
+    let pairs = corpus
+        .iter()
+        .map(|(data, pk)| (data.as_slice(), pk.as_bytes()));
+    let (seconds, user_records) = kpl_conformance::throughput::decode_timed(pairs, iterations);
+    Ok(json!({"ok": true, "seconds": seconds, "user_records": user_records}))
 }
