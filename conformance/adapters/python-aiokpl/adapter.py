@@ -8,31 +8,22 @@ No network is used. See README.md.
 """
 import base64
 import json
-import sys
 import time
 
 import anyio
 
 import aiokpl
 from aiokpl import Aggregator, ShardMap, UserRecord, decode_aggregated
+from kpl_protocol import b64, serve  # conformance/adapters/python-protocol
 
 UINT128_MAX = (1 << 128) - 1
 FOREVER_MS = 1e12  # RecordMaxBufferedTime for the adapter: no deadline flush mid-request
 
 
-def answer(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
-def one_line(e):
-    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-        e = e.exceptions[0]  # anyio task groups wrap the peer's exception
-    return (type(e).__name__ + ": " + str(e)).replace("\r", " ").replace("\n", " ")
 
 
-def b64(data):
-    return base64.b64encode(data).decode("ascii")
 
 
 def request_key(rec, name):
@@ -138,20 +129,6 @@ def hello(_req):
 OPS = {"hello": hello, "decode": decode, "encode": encode, "bench": bench}
 
 
-def main():
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-            op = OPS.get(req.get("op"))
-            if op is None:
-                answer({"ok": False, "error": "unsupported op %r" % (req.get("op"),)})
-                continue
-            answer(op(req))
-        except Exception as e:  # the peer raised: an error is a result
-            answer({"ok": False, "error": one_line(e)})
-
 
 if __name__ == "__main__":
-    main()
+    serve(OPS)

@@ -7,26 +7,17 @@ Reports exactly what the package hands back; see README.md.
 import base64
 import importlib.metadata
 import json
-import sys
 import time
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 from aws_kinesis_agg.deaggregator import deaggregate_records
+from kpl_protocol import b64, serve  # conformance/adapters/python-protocol
 
 
-def answer(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
-def one_line(e):
-    return (type(e).__name__ + ": " + str(e)).replace("\r", " ").replace("\n", " ")
 
 
-def b64(data):
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return base64.b64encode(data).decode("ascii")
 
 
 def key_fields(name, key):
@@ -144,20 +135,6 @@ def hello(_req):
 OPS = {"hello": hello, "decode": decode, "encode": encode, "bench": bench}
 
 
-def main():
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-            op = OPS.get(req.get("op"))
-            if op is None:
-                answer({"ok": False, "error": "unsupported op %r" % (req.get("op"),)})
-                continue
-            answer(op(req))
-        except Exception as e:  # the peer raised: an error is a result
-            answer({"ok": False, "error": one_line(e)})
-
 
 if __name__ == "__main__":
-    main()
+    serve(OPS)
