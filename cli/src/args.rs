@@ -121,9 +121,17 @@ rows are implementations, columns are vector categories, cells are passed/total,
 the failing vectors with a one-line reason each.
 
 With --adapter NAME=COMMAND, the implementation behind each adapter is checked too (columns:
-encode byte-identical to KPL, encode decodable by KCL, limits, decode of valid and malformed
-input and explicit hash key attribution, against what KCL does), and compared with its
-expectations file: a result that differs from it in either direction is reported.
+encode byte-identical to KPL, encode decodable by KCL, limits, shard safety when encoding for
+a stream of 4 shards (rows `NAME (4 shards)`), decode of valid and malformed input and
+explicit hash key attribution, against what KCL does), and compared with its expectations
+file: a result that differs from it in either direction is reported. Each decode answer is
+also compared with the adapter's stored capture (vectors/captured/decoders/NAME.json, when
+there is one): any difference is reported, as is a different name or version.
+
+With --capture-decoders DIR, nothing is checked: every decode vector is sent to every adapter
+that decodes, and DIR/NAME.json records each answer (records, error text, crash, timeout) with
+the adapter's hello and the date; DIR/kpl-codec.json records kpl-codec's kcl and strict
+policies (vectors/FORMAT.md). vectors/capture/decoders/capture.sh runs this for every adapter.
 
 Exit codes: 0 every check passed or failed as expected; 1 a built-in check failed or an
 adapter's result differs from its expectations; 2 the corpus or an expectations file could
@@ -159,6 +167,14 @@ pub struct ConformanceArgs {
     /// of this source tree).
     #[arg(long, value_name = "DIR")]
     pub expectations: Option<std::path::PathBuf>,
+    /// Record every decode answer instead of checking: writes DIR/<NAME>.json per decoding
+    /// adapter and DIR/kpl-codec.json for the built-in policies.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["bench", "report"])]
+    pub capture_decoders: Option<std::path::PathBuf>,
+    /// Directory of the stored decoder captures the live answers are compared with
+    /// (default: vectors/captured/decoders of this source tree; not used with --corpus).
+    #[arg(long, value_name = "DIR")]
+    pub captures: Option<std::path::PathBuf>,
 }
 
 /// How the input holds the Kinesis record(s).

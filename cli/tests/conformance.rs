@@ -113,3 +113,98 @@ fn report_writes_markdown_and_json() {
     );
     assert!(outcomes.iter().all(|o| o["passed"] == true));
 }
+
+/// A decoder behind the protocol that answers every decode request with `answer`.
+fn fake_decoder(version: &str, answer: &str) -> String {
+    format!(
+        r#"while read -r l; do case "$l" in *'"hello"'*) echo '{{"ok": true, "name": "fake", "version": "{version}", "decode": true, "policies": ["native"]}}';; *) echo '{answer}';; esac; done"#
+    )
+}
+
+#[test]
+fn capture_decoders_writes_every_answer_and_the_live_run_reports_changes() {
+    let dir = std::env::temp_dir().join(format!("kpl-capture-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = format!(
+        "fake={}",
+        fake_decoder("1", r#"{"ok": true, "records": []}"#)
+    );
+    let run = kpl(
+        &[
+            "conformance",
+            "--capture-decoders",
+            dir.to_str().unwrap(),
+            "--adapter",
+            &spec,
+        ],
+        b"",
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    let fake = read("fake.json");
+    let ours = read("kpl-codec.json");
+    assert_eq!(fake["format"], "kpl-decoder-capture/1");
+    assert_eq!(fake["implementation"]["version"], "1");
+    let answers = fake["answers"].as_object().unwrap();
+    // Every decode vector: the corpus's decode and malformed folders.
+    assert_eq!(answers.len(), ours["answers"].as_object().unwrap().len());
+    assert!(answers.len() > 80, "{}", answers.len());
+    assert_eq!(
+        answers["decode/kcl-zero-records"]["native"],
+        serde_json::json!({"records": []})
+    );
+    // kpl-codec under both policies: records for KCL, the strict policy's error text.
+    let md5 = &ours["answers"]["malformed/md5-mismatch"];
+    assert_eq!(md5["kcl"]["records"][0]["aggregated"], false);
+    assert!(
+        md5["strict"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Md5Mismatch at byte "),
+        "{md5}"
+    );
+
+    // The same decoder, a new version that now errors: every change is named.
+    let spec = format!(
+        "fake={}",
+        fake_decoder("2", r#"{"ok": false, "error": "boom"}"#)
+    );
+    let run = kpl(
+        &[
+            "conformance",
+            "--captures",
+            dir.to_str().unwrap(),
+            "--adapter",
+            &spec,
+        ],
+        b"",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let date = fake["captured"]["date"].as_str().unwrap();
+    for line in [
+        format!("- fake as captured: now fake 2, the capture of {date} is of fake 1"),
+        format!(
+            "- decode/kcl-zero-records [fake (native)] as captured: answer changed: was 0 user \
+             records, now error \"boom\" (in the capture of {date})"
+        ),
+    ] {
+        assert!(run.stdout.contains(&line), "{line}\n{}", run.stdout);
+    }
+    // Only the requests not sent (capabilities the decoder lacks) are unchanged.
+    let not_sent = answers
+        .values()
+        .filter(|a| a["native"].get("not_sent").is_some())
+        .count();
+    assert!(not_sent > 0 && not_sent < 10, "{not_sent}");
+    assert!(
+        run.stdout.contains(&format!(
+            "capture fake: {not_sent} of {} decode answers as in the capture of {date}",
+            answers.len()
+        )),
+        "{}",
+        run.stdout
+    );
+}

@@ -9,17 +9,26 @@ use kpl_vectors::{
     ExplicitHashKeyCase, HashKeyCase, OutputRecord, Vector,
 };
 
+use crate::shards::{standard_layout, ShardedAggregator};
+
 /// Name of the built-in encoder and hash-key functions in reports.
 pub const CODEC: &str = "kpl-codec";
 /// Name of the built-in decoder under the KCL policy in reports.
 pub const CODEC_KCL: &str = "kpl-codec (kcl)";
 /// Name of the built-in decoder under the strict policy in reports.
 pub const CODEC_STRICT: &str = "kpl-codec (strict)";
+/// Name of the built-in encoder aggregating per shard of the standard 4-shard layout
+/// ([`check_shard_safety`]) in reports.
+pub const CODEC_SHARDS: &str = "kpl-codec (4 shards)";
 
 /// The implementations that [`check_all`] checks for `vector`.
 pub fn implementations(vector: &Vector) -> &'static [&'static str] {
     match &vector.case {
         Case::Decode(_) => &[CODEC_KCL, CODEC_STRICT],
+        Case::Encode(EncodeCase {
+            expected: EncodeExpected::Records(_),
+            ..
+        }) => &[CODEC, CODEC_SHARDS],
         _ => &[CODEC],
     }
 }
@@ -27,6 +36,15 @@ pub fn implementations(vector: &Vector) -> &'static [&'static str] {
 /// Every check that applies to `vector`, with the name of the implementation checked.
 pub fn check_all(vector: &Vector) -> Vec<(&'static str, Result<(), String>)> {
     match &vector.case {
+        Case::Encode(
+            case @ EncodeCase {
+                expected: EncodeExpected::Records(_),
+                ..
+            },
+        ) => vec![
+            (CODEC, check_encode(case)),
+            (CODEC_SHARDS, check_shard_safety(case)),
+        ],
         Case::Encode(case) => vec![(CODEC, check_encode(case))],
         Case::Decode(case) => vec![
             (CODEC_KCL, check_decode(case, Policy::Kcl)),
@@ -39,11 +57,7 @@ pub fn check_all(vector: &Vector) -> Vec<(&'static str, Result<(), String>)> {
 
 /// Encodes the vector's user records and compares the Kinesis records (or the error).
 pub fn check_encode(case: &EncodeCase) -> Result<(), String> {
-    let config = AggregatorConfig {
-        max_size: usize::try_from(case.config.max_size).map_err(|e| e.to_string())?,
-        max_count: case.config.max_count,
-        max_record_size: usize::try_from(case.config.max_record_size).map_err(|e| e.to_string())?,
-    };
+    let config = config_of(case)?;
     let mut aggregator = Aggregator::new(config).map_err(|e| format!("config rejected: {e}"))?;
     let mut produced = Vec::new();
     for (i, record) in case.records.iter().enumerate() {
@@ -74,6 +88,42 @@ pub fn check_encode(case: &EncodeCase) -> Result<(), String> {
         )),
         EncodeExpected::Records(expected) => compare_kinesis_records(&produced, expected),
     }
+}
+
+/// Encodes the vector's user records for a stream with the standard 4 shards
+/// ([`ShardedAggregator`]) and checks the result is shard safe
+/// ([`crate::shards::check_shard_safety`]).
+pub fn check_shard_safety(case: &EncodeCase) -> Result<(), String> {
+    let config = config_of(case)?;
+    let layout = standard_layout();
+    let mut aggregator = ShardedAggregator::new(config, layout.clone())
+        .map_err(|e| format!("config rejected: {e}"))?;
+    let mut produced = Vec::new();
+    for (i, record) in case.records.iter().enumerate() {
+        let mut input = InputRecord::new(&record.partition_key, &record.data);
+        if let Some(ehk) = &record.explicit_hash_key {
+            input = input.with_explicit_hash_key(ehk);
+        }
+        produced.extend(
+            aggregator
+                .add(input)
+                .map_err(|e| format!("record {i} rejected: {e}"))?,
+        );
+    }
+    produced.extend(aggregator.drain());
+    let puts: Vec<_> = produced
+        .into_iter()
+        .map(|k| (k.partition_key, Some(k.explicit_hash_key), k.data))
+        .collect();
+    crate::shards::check_shard_safety(&layout, &case.records, &puts)
+}
+
+fn config_of(case: &EncodeCase) -> Result<AggregatorConfig, String> {
+    Ok(AggregatorConfig {
+        max_size: usize::try_from(case.config.max_size).map_err(|e| e.to_string())?,
+        max_count: case.config.max_count,
+        max_record_size: usize::try_from(case.config.max_record_size).map_err(|e| e.to_string())?,
+    })
 }
 
 fn describe_encode(expected: &EncodeExpected) -> String {

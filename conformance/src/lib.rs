@@ -19,22 +19,30 @@
 pub mod adapter;
 pub mod bench_corpus;
 pub mod builtin;
+pub mod capture;
 pub mod expectations;
 pub mod peer;
 mod report;
+pub mod shards;
 pub mod throughput;
 
 pub use report::{Outcome, Report};
 
 /// Runs every vector against kpl-codec (every check that applies to the vector's kind:
-/// encode, decode under each policy, hash keys) and collects the outcomes.
+/// encode, encode for 4 shards, decode under each policy, hash keys) and collects the
+/// outcomes.
 pub fn run_builtin(vectors: &[kpl_vectors::Vector]) -> Report {
     let mut report = Report::default();
     for vector in vectors {
         for (implementation, result) in builtin::check_all(vector) {
+            let category = if implementation == builtin::CODEC_SHARDS {
+                peer::column::SHARD_SAFETY
+            } else {
+                category_of(&vector.name)
+            };
             report.push(Outcome {
                 implementation: implementation.to_string(),
-                category: category_of(&vector.name).to_string(),
+                category: category.to_string(),
                 vector: vector.name.clone(),
                 result,
             });

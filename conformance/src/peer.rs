@@ -7,7 +7,9 @@ use kpl_vectors::{Case, DecodeCase, DecodeExpected, EncodeCase, EncodeExpected, 
 use serde_json::{json, Value};
 
 use crate::adapter::{AdapterProcess, Answer};
+use crate::capture::{self, Answers};
 use crate::report::Outcome;
+use crate::shards::{self, Put};
 
 /// Column names of the matrix for adapter checks.
 pub mod column {
@@ -23,6 +25,14 @@ pub mod column {
     pub const DECODE_MALFORMED: &str = "decode: malformed";
     /// Attributing explicit hash keys like KCL.
     pub const EHK: &str = "decode: explicit hash keys";
+    /// Encode output for a stream of 4 shards that keeps every user record on its shard
+    /// (rows `<label> (4 shards)`, see [`crate::shards::check_shard_safety`]).
+    pub const SHARD_SAFETY: &str = "encode: shard safety";
+}
+
+/// The row of the shard-safety column for the implementation labelled `label`.
+pub fn shards_label(label: &str) -> String {
+    format!("{label} ({} shards)", crate::shards::STANDARD_SHARDS)
 }
 
 /// What an adapter said about itself.
@@ -42,6 +52,10 @@ pub struct Hello {
     pub shard_range: bool,
     /// Whether it can skip the MD5 check (`verify_md5: false`).
     pub verify_md5_optional: bool,
+    /// Whether its encoder uses the `shards` of an encode request (informational).
+    pub shard_layout: bool,
+    /// The whole hello answer, without `ok` (versions of what it depends on, say).
+    pub raw: Value,
 }
 
 /// Asks the adapter who it is.
@@ -67,6 +81,14 @@ pub fn hello(adapter: &mut AdapterProcess) -> Result<Hello, String> {
                     .unwrap_or_default(),
                 shard_range: flag("shard_range"),
                 verify_md5_optional: flag("verify_md5_optional"),
+                shard_layout: flag("shard_layout"),
+                raw: match v {
+                    Value::Object(mut map) => {
+                        map.remove("ok");
+                        Value::Object(map)
+                    }
+                    other => other,
+                },
             })
         }
         other => Err(other.describe()),
@@ -81,6 +103,19 @@ pub fn run(
     label: &str,
     vectors: &[Vector],
 ) -> Vec<Outcome> {
+    run_recording(adapter, hello, label, vectors, &mut Answers::new())
+}
+
+/// [`run`], also recording every decode answer in `answers` (vector name, then policy),
+/// in the form of `vectors/captured/decoders` ([`crate::capture`]); a decode vector that
+/// needs a capability the adapter lacks is recorded as not sent.
+pub fn run_recording(
+    adapter: &mut AdapterProcess,
+    hello: &Hello,
+    label: &str,
+    vectors: &[Vector],
+    answers: &mut Answers,
+) -> Vec<Outcome> {
     let mut out = Vec::new();
     for vector in vectors {
         match &vector.case {
@@ -89,9 +124,18 @@ pub fn run(
             }
             Case::Decode(case) if hello.decode => {
                 for policy in &hello.policies {
-                    if (case.shard_range.is_some() && !hello.shard_range)
-                        || (!case.verify_md5 && !hello.verify_md5_optional)
-                    {
+                    let lacking = if case.shard_range.is_some() && !hello.shard_range {
+                        Some("needs shard_range")
+                    } else if !case.verify_md5 && !hello.verify_md5_optional {
+                        Some("needs verify_md5_optional")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = lacking {
+                        answers
+                            .entry(vector.name.clone())
+                            .or_default()
+                            .insert(policy.clone(), capture::not_sent(reason));
                         continue;
                     }
                     let implementation = if policy == "native" {
@@ -106,11 +150,16 @@ pub fn run(
                     } else {
                         column::DECODE_VALID
                     };
+                    let (result, answer) = decode_check(adapter, case, policy);
+                    answers
+                        .entry(vector.name.clone())
+                        .or_default()
+                        .insert(policy.clone(), capture::answer_json(&answer));
                     out.push(Outcome {
                         implementation,
                         category: category.to_string(),
                         vector: vector.name.clone(),
-                        result: decode_check(adapter, case, policy),
+                        result,
                     });
                 }
             }
@@ -120,11 +169,12 @@ pub fn run(
     out
 }
 
+/// Sends one decode request; returns the check's result and the answer.
 fn decode_check(
     adapter: &mut AdapterProcess,
     case: &DecodeCase,
     policy: &str,
-) -> Result<(), String> {
+) -> (Result<(), String>, Answer) {
     let request = json!({
         "op": "decode", "data": BASE64.encode(&case.data), "partition_key": case.partition_key,
         "policy": policy, "verify_md5": case.verify_md5,
@@ -135,7 +185,13 @@ fn decode_check(
     } else {
         &case.kcl
     };
-    match (adapter.request(&request), expected) {
+    let answer = adapter.request(&request);
+    let result = judge_decode(&answer, expected);
+    (result, answer)
+}
+
+fn judge_decode(answer: &Answer, expected: &DecodeExpected) -> Result<(), String> {
+    match (answer, expected) {
         (Answer::Refused(_), DecodeExpected::Error { .. }) => Ok(()),
         (Answer::Ok(_), DecodeExpected::Error { kind, .. }) => {
             Err(format!("answered records, expected an error ({kind})"))
@@ -213,9 +269,9 @@ fn decode_check(
     }
 }
 
-/// The Kinesis records an adapter answered: (partition key, explicit hash key, data).
-type Put = (String, Option<String>, Vec<u8>);
-
+/// The encode columns for one vector, then, when the vector expects Kinesis records, the
+/// same request with the [standard shard layout](crate::shards::standard_layout) for the
+/// shard-safety column.
 fn encode_checks(
     adapter: &mut AdapterProcess,
     label: &str,
@@ -228,12 +284,62 @@ fn encode_checks(
         .iter()
         .map(|r| json!({"partition_key": r.partition_key, "explicit_hash_key": r.explicit_hash_key, "data": BASE64.encode(&r.data)}))
         .collect();
-    let request = json!({
+    let mut request = json!({
         "op": "encode", "records": records,
         "limits": {"max_size": case.config.max_size, "max_count": case.config.max_count,
                    "max_record_size": case.config.max_record_size},
     });
-    let answer = adapter.request(&request);
+    encode_columns(adapter, label, vector, case, &request, out);
+    if matches!(case.expected, EncodeExpected::Records(_)) {
+        let layout = shards::standard_layout();
+        request["shards"] = shards::layout_json(&layout);
+        let result = match adapter.request(&request) {
+            Answer::Ok(v) => shards::check_shard_safety(&layout, &case.records, &puts_of(&v)),
+            other => Err(other.describe()),
+        };
+        out.push(Outcome {
+            implementation: shards_label(label),
+            category: column::SHARD_SAFETY.to_string(),
+            vector: vector.name.clone(),
+            result,
+        });
+    }
+}
+
+/// The Kinesis records of an encode answer (missing fields read as empty).
+fn puts_of(v: &Value) -> Vec<Put> {
+    v.get("kinesis_records")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|k| {
+                    (
+                        k.get("partition_key")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        k.get("explicit_hash_key")
+                            .and_then(Value::as_str)
+                            .map(String::from),
+                        BASE64
+                            .decode(k.get("data").and_then(Value::as_str).unwrap_or(""))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn encode_columns(
+    adapter: &mut AdapterProcess,
+    label: &str,
+    vector: &Vector,
+    case: &EncodeCase,
+    request: &Value,
+    out: &mut Vec<Outcome>,
+) {
+    let answer = adapter.request(request);
     let mut push = |category: &str, result: Result<(), String>| {
         out.push(Outcome {
             implementation: label.to_string(),
@@ -255,28 +361,7 @@ fn encode_checks(
         EncodeExpected::Records(expected) => expected,
     };
     let puts: Vec<Put> = match &answer {
-        Answer::Ok(v) => v
-            .get("kinesis_records")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|k| {
-                        (
-                            k.get("partition_key")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            k.get("explicit_hash_key")
-                                .and_then(Value::as_str)
-                                .map(String::from),
-                            BASE64
-                                .decode(k.get("data").and_then(Value::as_str).unwrap_or(""))
-                                .unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        Answer::Ok(v) => puts_of(v),
         other => {
             for category in [column::KPL_BYTES, column::KCL_DECODES, column::LIMITS] {
                 push(category, Err(other.describe()));

@@ -45,12 +45,34 @@ pub fn captured_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captured")
 }
 
-/// Loads every captured vector, named `captured/<peer>/<scenario>`, sorted by name.
+/// The folder of `captured/` that holds decoders' answers to the decode vectors
+/// (`kpl-decoder-capture/1` files, see `FORMAT.md`), not vectors.
+pub const DECODERS_DIR: &str = "decoders";
+
+/// Loads every captured vector, named `captured/<peer>/<scenario>`, sorted by name
+/// (every folder of `captured/` but [`DECODERS_DIR`]).
 pub fn load_captured() -> Result<Vec<Vector>, LoadError> {
-    let mut out = load_dir(&captured_dir())?;
-    for v in &mut out {
-        v.name = format!("captured/{}", v.name);
+    let dir = captured_dir();
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| LoadError::new(&dir, format!("cannot read directory: {e}")))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| LoadError::new(&dir, format!("cannot read directory: {e}")))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(peer) = name.to_str() else {
+            return Err(LoadError::new(&path, "file name is not UTF-8"));
+        };
+        if peer == DECODERS_DIR || !path.is_dir() {
+            continue;
+        }
+        for mut v in load_dir(&path)? {
+            v.name = format!("captured/{peer}/{}", v.name);
+            out.push(v);
+        }
     }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 

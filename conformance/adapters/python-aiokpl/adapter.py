@@ -1,8 +1,9 @@
 """kpl conformance adapter (protocol v1) for the PyPI package aiokpl.
 
 encode: aiokpl.Aggregator (its per-shard reducer) fed through aiokpl.ShardMap, whose ListShards
-        call is answered in process by a fake client with one shard over [0, 2^128 - 1]; batches
-        are read the way aiokpl's Sender builds PutRecords entries (to_blob, routing_*).
+        call is answered in process by a fake client: the request's "shards" when given, else one
+        shard over [0, 2^128 - 1]; batches are read the way aiokpl's Sender builds PutRecords
+        entries (to_blob, routing_*).
 decode: aiokpl.decode_aggregated(bytes), called as is (it raises on anything not aggregated).
 No network is used. See README.md.
 """
@@ -43,12 +44,20 @@ def key_fields(name, key):
         return {name + "_b64": b64(key.encode("utf-8", "surrogateescape"))}
 
 
-async def fake_list_shards(**_kwargs):
-    # What ListShards answers for a fresh one-shard stream.
-    return {"Shards": [{"ShardId": "shardId-000000000000",
-                        "HashKeyRange": {"StartingHashKey": "0",
-                                         "EndingHashKey": str(UINT128_MAX)},
-                        "SequenceNumberRange": {"StartingSequenceNumber": "0"}}]}
+def fake_list_shards(req):
+    """What ListShards answers for a fresh stream with the request's open shards (conformance
+    PROTOCOL.md "shards"), or with one shard when the request gives none."""
+    shards = req.get("shards") or [{"shard_id": "shardId-000000000000", "starting_hash_key": "0",
+                                    "ending_hash_key": str(UINT128_MAX)}]
+    answer = {"Shards": [{"ShardId": s["shard_id"],
+                          "HashKeyRange": {"StartingHashKey": s["starting_hash_key"],
+                                           "EndingHashKey": s["ending_hash_key"]},
+                          "SequenceNumberRange": {"StartingSequenceNumber": "0"}}
+                         for s in shards]}
+
+    async def list_shards(**_kwargs):
+        return answer
+    return list_shards
 
 
 async def encode_async(req):
@@ -63,7 +72,7 @@ async def encode_async(req):
     async def on_batch_ready(batch):
         batches.append(batch)
 
-    async with ShardMap("kpl-conformance", fake_list_shards) as shard_map:
+    async with ShardMap("kpl-conformance", fake_list_shards(req)) as shard_map:
         await shard_map.start()
         if shard_map.state is not aiokpl.ShardMapState.READY:
             raise RuntimeError("adapter: fake shard map did not become READY")
@@ -122,6 +131,7 @@ def bench(req):
 def hello(_req):
     return {"ok": True, "name": "aiokpl", "version": aiokpl.__version__, "language": "python",
             "encode": True, "decode": True, "policies": ["native"], "bench": True,
+            "shard_layout": True,
             "shard_range": False, "limits": True, "limits_honoured": ["max_size", "max_count"],
             "verify_md5_optional": False}
 

@@ -6,6 +6,8 @@ use std::io::{BufRead, Write};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, HashRange, InputRecord, Options};
+use kpl_conformance::capture::user_records_json;
+use kpl_conformance::shards::{parse_layout, ShardedAggregator};
 use serde_json::{json, Value};
 
 fn main() {
@@ -32,7 +34,7 @@ fn handle(request: &Value) -> Result<Value, String> {
             "ok": true, "name": "kpl-codec", "version": env!("CARGO_PKG_VERSION"),
             "language": "rust", "encode": true, "decode": true,
             "policies": ["kcl", "strict"], "shard_range": true, "verify_md5_optional": true,
-            "bench": true
+            "shard_layout": true, "bench": true
         })),
         Some("encode") => encode(request),
         Some("decode") => decode(request),
@@ -68,6 +70,14 @@ fn encode(request: &Value) -> Result<Value, String> {
         ))
         .map_err(|e| e.to_string())?,
     };
+    // With the stream's open shards, aggregate per shard as KPL does with its shard map;
+    // without, as for one shard.
+    let mut sharded = match request.get("shards").filter(|s| !s.is_null()) {
+        Some(shards) => {
+            Some(ShardedAggregator::new(config, parse_layout(shards)?).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let mut aggregator = Aggregator::new(config).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let records = request
@@ -84,9 +94,15 @@ fn encode(request: &Value) -> Result<Value, String> {
         if let Some(ehk) = record.get("explicit_hash_key").and_then(Value::as_str) {
             input = input.with_explicit_hash_key(ehk);
         }
-        out.extend(aggregator.add(input).map_err(|e| e.to_string())?);
+        match &mut sharded {
+            Some(s) => out.extend(s.add(input).map_err(|e| e.to_string())?),
+            None => out.extend(aggregator.add(input).map_err(|e| e.to_string())?),
+        }
     }
-    out.extend(aggregator.drain());
+    match &mut sharded {
+        Some(s) => out.extend(s.drain()),
+        None => out.extend(aggregator.drain()),
+    }
     let kinesis_records: Vec<Value> = out
         .iter()
         .map(|k| {
@@ -126,22 +142,7 @@ fn decode(request: &Value) -> Result<Value, String> {
         .unwrap_or("");
     let records = deaggregate(&data, pk.as_bytes(), &options(request)?)
         .map_err(|e| format!("{}: {e}", e.kind()))?;
-    let records: Vec<Value> = records
-        .map(|r| {
-            let mut v = json!({
-                "explicit_hash_key": r.explicit_hash_key.map(|k| String::from_utf8_lossy(k).into_owned()),
-                "data": BASE64.encode(r.data),
-                "sub_sequence_number": r.sub_sequence_number,
-                "aggregated": r.aggregated,
-            });
-            match r.partition_key_str() {
-                Ok(text) => v["partition_key"] = json!(text),
-                Err(_) => v["partition_key_b64"] = json!(BASE64.encode(r.partition_key)),
-            }
-            v
-        })
-        .collect();
-    Ok(json!({"ok": true, "records": records}))
+    Ok(json!({"ok": true, "records": user_records_json(records)}))
 }
 
 fn bench(request: &Value) -> Result<Value, String> {
