@@ -1,0 +1,654 @@
+//! The tokio + `aws-sdk-kinesis` shell around [`Core`]: one background task that lists
+//! shards, sends the PutRecords requests the core hands out and feeds their answers back.
+//! Every decision (aggregation, batching, rate limits, retries, reshards) is the core's.
+
+use core::fmt;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::Client;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_smithy_types::Blob;
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinSet;
+
+use super::{
+    retryable_request_error, Config, ConfigError, Core, EntryResult, ErrorInfo, Failure,
+    FailureReason, Outcome, PutError, RecordId, RequestFailure, RequestId, ShardInfo, Stats,
+    Transmit, UserRecord,
+};
+
+/// Why the sink could not be built or could not take a record.
+#[derive(Debug)]
+pub enum SinkError {
+    /// A setting is out of range.
+    Config(ConfigError),
+    /// Neither a stream name nor an ARN was given.
+    NoStream,
+    /// The record is invalid; it will never be accepted.
+    Invalid(kpl_codec::EncodeError),
+    /// `try_put` only: the buffer is full; the record is handed back.
+    Full(UserRecord),
+    /// The sink is shutting down or shut down.
+    Closed,
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkError::Config(e) => write!(f, "invalid sink configuration: {e}"),
+            SinkError::NoStream => f.write_str("no stream name or ARN given"),
+            SinkError::Invalid(e) => write!(f, "invalid record: {e}"),
+            SinkError::Full(_) => f.write_str("sink buffer full"),
+            SinkError::Closed => f.write_str("sink is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for SinkError {}
+
+#[derive(Debug, Clone)]
+enum Stream {
+    Name(String),
+    Arn(String),
+}
+
+/// Builds a [`Sink`]; see [`Sink::builder`].
+#[derive(Debug, Default)]
+pub struct SinkBuilder {
+    stream: Option<Stream>,
+    config: Config,
+    client: Option<Client>,
+    sdk_config: Option<aws_config::SdkConfig>,
+}
+
+impl SinkBuilder {
+    /// The stream, by name.
+    pub fn stream_name(mut self, name: impl Into<String>) -> Self {
+        self.stream = Some(Stream::Name(name.into()));
+        self
+    }
+
+    /// The stream, by ARN.
+    pub fn stream_arn(mut self, arn: impl Into<String>) -> Self {
+        self.stream = Some(Stream::Arn(arn.into()));
+        self
+    }
+
+    /// The settings (region and endpoint included).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// An AWS configuration to start from instead of the standard chain (credentials,
+    /// region); `Region` and `KinesisEndpoint` in [`Config`] still override it.
+    pub fn sdk_config(mut self, sdk_config: aws_config::SdkConfig) -> Self {
+        self.sdk_config = Some(sdk_config);
+        self
+    }
+
+    /// A ready Kinesis client, used as is (for tests with scripted responses). The SDK's
+    /// own retries should be off: the sink retries, within `RecordTtl`.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Validates the settings, loads AWS credentials and region from the standard chain
+    /// (unless given), and starts the background task on the current tokio runtime.
+    pub async fn build(self) -> Result<Sink, SinkError> {
+        self.config.validate().map_err(SinkError::Config)?;
+        let stream = self.stream.ok_or(SinkError::NoStream)?;
+        let client = match self.client {
+            Some(client) => client,
+            None => {
+                let sdk = match self.sdk_config {
+                    Some(sdk) => sdk,
+                    None => {
+                        aws_config::defaults(aws_config::BehaviorVersion::latest())
+                            .load()
+                            .await
+                    }
+                };
+                let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk)
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .operation_attempt_timeout(Duration::from_millis(
+                                self.config.request_timeout,
+                            ))
+                            .build(),
+                    );
+                if !self.config.region.is_empty() {
+                    conf = conf.region(aws_sdk_kinesis::config::Region::new(
+                        self.config.region.clone(),
+                    ));
+                } else if sdk.region().is_none() {
+                    conf = conf.region(aws_sdk_kinesis::config::Region::from_static("us-east-1"));
+                }
+                if !self.config.kinesis_endpoint.is_empty() {
+                    conf = conf.endpoint_url(self.config.kinesis_endpoint.clone());
+                }
+                Client::from_conf(conf.build())
+            }
+        };
+        let now = Instant::now();
+        let core = Core::new(self.config.clone(), now).map_err(SinkError::Config)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                core,
+                waiters: BTreeMap::new(),
+                closed: false,
+            }),
+            wake: Notify::new(),
+            room: Notify::new(),
+            progress: Notify::new(),
+        });
+        let request_timeout = Duration::from_millis(self.config.request_timeout);
+        let task = tokio::spawn(run(shared.clone(), client, stream, request_timeout));
+        Ok(Sink {
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+}
+
+struct State {
+    core: Core,
+    waiters: BTreeMap<RecordId, oneshot::Sender<Outcome>>,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the background task (a put, a flush, a shutdown).
+    wake: Notify,
+    /// Signalled when outcomes freed buffer room.
+    room: Notify,
+    /// Signalled whenever outcomes were delivered.
+    progress: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the core half-updated in a way that
+        // matters more than losing the sink; keep going with the data.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A Kinesis sink: aggregates like Java KPL per shard, sends PutRecords, retries, and
+/// reports exactly one [`Outcome`] per record.
+///
+/// ```no_run
+/// use kpl_kinesis::sink::{Config, Sink, UserRecord};
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config { kinesis_endpoint: "http://127.0.0.1:4568".into(), ..Config::default() };
+/// let sink = Sink::builder().stream_name("logs").config(config).build().await?;
+/// let pending = sink.put(UserRecord::new("host-1", b"hello".to_vec())).await?;
+/// sink.flush().await;
+/// let outcome = pending.await;
+/// assert!(outcome.is_success());
+/// sink.shutdown(std::time::Duration::from_secs(30)).await;
+/// # Ok(()) }
+/// ```
+pub struct Sink {
+    shared: Arc<Shared>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one put record, to await.
+#[derive(Debug)]
+pub struct PendingOutcome {
+    id: RecordId,
+    rx: oneshot::Receiver<Outcome>,
+}
+
+impl PendingOutcome {
+    /// The record's id in the sink.
+    pub fn id(&self) -> RecordId {
+        self.id
+    }
+}
+
+impl Future for PendingOutcome {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.rx).poll(cx).map(|r| {
+            r.unwrap_or(Outcome::Failure(Failure {
+                reason: FailureReason::Shutdown,
+                attempts: 0,
+            }))
+        })
+    }
+}
+
+impl Sink {
+    /// Starts building a sink.
+    pub fn builder() -> SinkBuilder {
+        SinkBuilder::default()
+    }
+
+    /// Puts a record, waiting while the buffer is full (backpressure). Resolves once the
+    /// sink holds the record, with a future of its outcome.
+    pub async fn put(&self, record: UserRecord) -> Result<PendingOutcome, SinkError> {
+        let mut record = record;
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_put(record) {
+                Err(SinkError::Full(back)) => record = back,
+                other => return other,
+            }
+            room.await;
+        }
+    }
+
+    /// Puts a record if there is room now; [`SinkError::Full`] hands it back otherwise.
+    pub fn try_put(&self, record: UserRecord) -> Result<PendingOutcome, SinkError> {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(SinkError::Closed);
+        }
+        match state.core.put(record, Instant::now()) {
+            Ok(id) => {
+                let (tx, rx) = oneshot::channel();
+                state.waiters.insert(id, tx);
+                drop(state);
+                self.shared.wake.notify_one();
+                Ok(PendingOutcome { id, rx })
+            }
+            Err(PutError::Full(record)) => Err(SinkError::Full(record)),
+            Err(PutError::Invalid(e)) => Err(SinkError::Invalid(e)),
+        }
+    }
+
+    /// Sends everything buffered now and resolves when every record put before this call
+    /// has its outcome.
+    pub async fn flush(&self) {
+        let mark = {
+            let mut state = self.shared.lock();
+            state.core.flush(Instant::now());
+            state.core.stats().user_records_put
+        };
+        self.shared.wake.notify_one();
+        loop {
+            let progress = self.shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            {
+                let state = self.shared.lock();
+                let done = state
+                    .waiters
+                    .first_key_value()
+                    .is_none_or(|(id, _)| id.0 >= mark);
+                if done {
+                    return;
+                }
+            }
+            progress.await;
+        }
+    }
+
+    /// Stops taking records, sends everything buffered, and waits up to `timeout` for
+    /// their outcomes; what is still unsettled then fails with
+    /// [`FailureReason::Shutdown`] (records in flight may nevertheless have been stored).
+    pub async fn shutdown(&self, timeout: Duration) {
+        {
+            let mut state = self.shared.lock();
+            state.closed = true;
+            state.core.flush(Instant::now());
+        }
+        self.shared.wake.notify_one();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(mut task) = task else {
+            return;
+        };
+        if tokio::time::timeout(timeout, &mut task).await.is_err() {
+            task.abort();
+            let mut state = self.shared.lock();
+            state.core.abort();
+            deliver(&mut state);
+            drop(state);
+            self.shared.room.notify_waiters();
+            self.shared.progress.notify_waiters();
+        }
+    }
+
+    /// Waits until the sink has its first shard map (ListShards answered), at most
+    /// `timeout`; returns whether it has. Records put before are not lost (they wait, or
+    /// go unaggregated once their `RecordMaxBufferedTime` passes), but only records put
+    /// after are sure to be aggregated: KPL's warm-up, made explicit.
+    pub async fn wait_for_shard_map(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let progress = self.shared.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                if self.shared.lock().core.shard_map().is_some() {
+                    return;
+                }
+                progress.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().core.stats().clone()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Without a shutdown, the task still sends what was put, then ends.
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.core.flush(Instant::now());
+        drop(state);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Hands outcomes to their waiters; returns how many.
+fn deliver(state: &mut State) -> usize {
+    let mut n = 0;
+    while let Some((id, outcome)) = state.core.poll_outcome() {
+        n += 1;
+        if let Some(tx) = state.waiters.remove(&id) {
+            // The receiver may be gone (the caller dropped the future): nothing to do.
+            let _ = tx.send(outcome);
+        }
+    }
+    n
+}
+
+enum Done {
+    Put(
+        RequestId,
+        Result<Vec<EntryResult>, RequestFailure>,
+        Duration,
+    ),
+    Shards(Result<Vec<ShardInfo>, ErrorInfo>),
+}
+
+async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeout: Duration) {
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut listing = false;
+    let mut list_failures: u32 = 0;
+    let mut next_list = Instant::now();
+    let mut exported = Stats::default();
+    loop {
+        let wake_at = {
+            let mut state = shared.lock();
+            let now = Instant::now();
+            if state.core.wants_shard_map() && !listing && now >= next_list {
+                listing = true;
+                let (client, stream) = (client.clone(), stream.clone());
+                tasks.spawn(async move {
+                    Done::Shards(list_shards(&client, &stream, request_timeout).await)
+                });
+            }
+            while let Some(transmit) = state.core.poll_transmit(now) {
+                let (client, stream) = (client.clone(), stream.clone());
+                tasks.spawn(async move {
+                    let started = Instant::now();
+                    let id = transmit.id;
+                    let result = put_records(&client, &stream, transmit, request_timeout).await;
+                    Done::Put(id, result, started.elapsed())
+                });
+            }
+            let delivered = deliver(&mut state);
+            export(state.core.stats(), &mut exported);
+            let finished = state.closed && state.core.is_idle() && tasks.is_empty();
+            let mut wake_at = state.core.poll_timeout(now);
+            if state.core.wants_shard_map() && !listing {
+                wake_at = Some(wake_at.map_or(next_list, |t| t.min(next_list)));
+            }
+            drop(state);
+            if delivered > 0 {
+                shared.room.notify_waiters();
+                shared.progress.notify_waiters();
+            }
+            if finished {
+                return;
+            }
+            wake_at
+        };
+        let sleep = async {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = sleep => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                let mut state = shared.lock();
+                let now = Instant::now();
+                match done {
+                    Ok(Done::Put(id, result, latency)) => {
+                        metrics::histogram!("kpl_sink_put_records_latency_seconds").record(latency.as_secs_f64());
+                        if let Err(f) = &result {
+                            tracing::debug!(code = %f.error.code, message = %f.error.message, "PutRecords failed");
+                        }
+                        state.core.on_response(id, result, now);
+                    }
+                    Ok(Done::Shards(result)) => {
+                        listing = false;
+                        let installed = match result {
+                            Ok(shards) => state.core.set_shards(&shards, now).map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match installed {
+                            Ok(()) => {
+                                list_failures = 0;
+                                shared.progress.notify_waiters();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ListShards gave no usable shard map; retrying");
+                                list_failures += 1;
+                                let backoff = 100u64.saturating_mul(1 << list_failures.min(6));
+                                next_list = now + Duration::from_millis(backoff);
+                            }
+                        }
+                    }
+                    Err(join_error) => {
+                        // A request task panicked or was cancelled: its records stay in
+                        // flight in the core; this cannot happen without a bug in the SDK.
+                        tracing::error!(error = %join_error, "Kinesis request task failed");
+                        listing = false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn export(stats: &Stats, last: &mut Stats) {
+    let delta = |now: u64, before: u64| now.saturating_sub(before);
+    metrics::counter!("kpl_sink_user_records_total", "result" => "stored")
+        .increment(delta(stats.user_records_stored, last.user_records_stored));
+    metrics::counter!("kpl_sink_user_records_total", "result" => "failed")
+        .increment(delta(stats.user_records_failed, last.user_records_failed));
+    metrics::counter!("kpl_sink_kinesis_records_total")
+        .increment(delta(stats.kinesis_records_sent, last.kinesis_records_sent));
+    metrics::counter!("kpl_sink_bytes_total").increment(delta(stats.bytes_sent, last.bytes_sent));
+    metrics::counter!("kpl_sink_put_records_calls_total")
+        .increment(delta(stats.put_records_calls, last.put_records_calls));
+    metrics::counter!("kpl_sink_wrong_shard_resends_total")
+        .increment(delta(stats.wrong_shard_resends, last.wrong_shard_resends));
+    for (code, n) in &stats.retries_by_code {
+        let before = last.retries_by_code.get(code).copied().unwrap_or(0);
+        if *n > before {
+            metrics::counter!("kpl_sink_retries_total", "code" => code.clone())
+                .increment(n - before);
+        }
+    }
+    metrics::gauge!("kpl_sink_aggregation_ratio").set(stats.aggregation_ratio());
+    *last = stats.clone();
+}
+
+fn request_failure<E>(error: SdkError<E, HttpResponse>) -> RequestFailure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, message, status) = match &error {
+        SdkError::ServiceError(service) => (
+            service.err().code().unwrap_or("Unknown").to_owned(),
+            service.err().message().unwrap_or_default().to_owned(),
+            None,
+        ),
+        SdkError::TimeoutError(_) => ("Timeout".to_owned(), error.to_string(), None),
+        SdkError::DispatchFailure(d) => ("Dispatch".to_owned(), format!("{d:?}"), None),
+        SdkError::ResponseError(r) => ("ResponseError".to_owned(), format!("{r:?}"), None),
+        SdkError::ConstructionFailure(c) => (
+            "ConstructionFailure".to_owned(),
+            format!("{c:?}"),
+            Some(400),
+        ),
+        other => ("Unknown".to_owned(), other.to_string(), None),
+    };
+    let status = status.or_else(|| error.raw_response().map(|r| r.status().as_u16()));
+    let retryable = match &error {
+        SdkError::ConstructionFailure(_) => false,
+        _ => retryable_request_error(&code, status),
+    };
+    RequestFailure {
+        error: ErrorInfo { code, message },
+        retryable,
+    }
+}
+
+async fn put_records(
+    client: &Client,
+    stream: &Stream,
+    transmit: Transmit,
+    timeout: Duration,
+) -> Result<Vec<EntryResult>, RequestFailure> {
+    let mut request = client.put_records();
+    request = match stream {
+        Stream::Name(name) => request.stream_name(name),
+        Stream::Arn(arn) => request.stream_arn(arn),
+    };
+    for entry in transmit.entries {
+        let built = PutRecordsRequestEntry::builder()
+            .data(Blob::new(entry.data))
+            .partition_key(entry.partition_key)
+            .explicit_hash_key(entry.explicit_hash_key)
+            .build()
+            .map_err(|e| RequestFailure {
+                error: ErrorInfo {
+                    code: "ConstructionFailure".into(),
+                    message: e.to_string(),
+                },
+                retryable: false,
+            })?;
+        request = request.records(built);
+    }
+    let sent = tokio::time::timeout(timeout + Duration::from_secs(1), request.send()).await;
+    let output = match sent {
+        Err(_) => {
+            return Err(RequestFailure {
+                error: ErrorInfo {
+                    code: "Timeout".into(),
+                    message: format!("no answer within {timeout:?}"),
+                },
+                retryable: true,
+            })
+        }
+        Ok(Err(e)) => return Err(request_failure(e)),
+        Ok(Ok(output)) => output,
+    };
+    Ok(output
+        .records()
+        .iter()
+        .map(|r| match r.error_code() {
+            Some(code) => EntryResult::Failed(ErrorInfo {
+                code: code.to_owned(),
+                message: r.error_message().unwrap_or_default().to_owned(),
+            }),
+            None => EntryResult::Stored {
+                shard_id: r.shard_id().unwrap_or_default().to_owned(),
+                sequence_number: r.sequence_number().unwrap_or_default().to_owned(),
+            },
+        })
+        .collect())
+}
+
+/// Every shard of the stream (ListShards, all pages).
+async fn list_shards(
+    client: &Client,
+    stream: &Stream,
+    timeout: Duration,
+) -> Result<Vec<ShardInfo>, ErrorInfo> {
+    let mut shards = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = client.list_shards();
+        request = match (&token, stream) {
+            (Some(t), _) => request.next_token(t),
+            (None, Stream::Name(name)) => request.stream_name(name),
+            (None, Stream::Arn(arn)) => request.stream_arn(arn),
+        };
+        let output =
+            match tokio::time::timeout(timeout + Duration::from_secs(1), request.send()).await {
+                Err(_) => {
+                    return Err(ErrorInfo {
+                        code: "Timeout".into(),
+                        message: "ListShards timed out".into(),
+                    })
+                }
+                Ok(Err(e)) => return Err(request_failure(e).error),
+                Ok(Ok(output)) => output,
+            };
+        for shard in output.shards() {
+            let Some(range) = shard.hash_key_range() else {
+                continue;
+            };
+            let open = shard
+                .sequence_number_range()
+                .is_none_or(|r| r.ending_sequence_number().is_none());
+            let info = ShardInfo::parse(
+                shard.shard_id(),
+                range.starting_hash_key(),
+                range.ending_hash_key(),
+                open,
+            )
+            .map_err(|e| ErrorInfo {
+                code: "BadShard".into(),
+                message: e.to_string(),
+            })?;
+            shards.push(info);
+        }
+        match output.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => return Ok(shards),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! kinesis-mock for integration tests: the test binary re-runs itself inside a private
+//! network namespace (`unshare -rn`), brings loopback up, starts kinesis-mock there (it
+//! listens on every interface, so nothing outside the namespace can reach it), runs the
+//! tests against `http://127.0.0.1:4568`, and stops the server.
+//!
+//! kinesis-mock comes from `KPL_KINESIS_MOCK_DIR` (a `node_modules/kinesis-local` folder),
+//! by default `.tools/kinesis-mock/node_modules/kinesis-local` in the workspace, which
+//! `ci/kinesis-mock install` sets up (npm kinesis-local 0.6.2).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::Client;
+use kpl_codec::{deaggregate, HashRange, Options, Policy, Verdict};
+
+/// The plain-HTTP endpoint inside the namespace.
+pub const ENDPOINT: &str = "http://127.0.0.1:4568";
+
+const MARKER: &str = "KPL_TEST_IN_NETNS";
+
+/// The server, stopped on drop.
+pub struct MockServer {
+    child: Child,
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Call first in `main`. Outside the namespace it re-runs this binary inside one and
+/// exits with its status; inside, it starts kinesis-mock and returns it.
+pub fn enter_namespace_and_start() -> MockServer {
+    if std::env::var_os(MARKER).is_none() {
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+        let status = Command::new("unshare")
+            .arg("-rn")
+            .arg(exe)
+            .args(std::env::args_os().skip(1))
+            .env(MARKER, "1")
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `unshare -rn` (util-linux) for a private network namespace: {e}")
+            });
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    assert!(
+        matches!(up, Ok(s) if s.success()),
+        "ip link set lo up failed: {up:?}"
+    );
+    let dir = std::env::var_os("KPL_KINESIS_MOCK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../.tools/kinesis-mock/node_modules/kinesis-local")
+        });
+    assert!(
+        dir.join("main.js").exists(),
+        "kinesis-mock not found in {}: run `bash ci/kinesis-mock install`",
+        dir.display()
+    );
+    let child = Command::new("node")
+        .arg(dir.join("main.js"))
+        .env("KINESIS_MOCK_CERT_PATH", dir.join("server.json"))
+        .env("KINESIS_MOCK_PLAIN_PORT", "4568")
+        .env("KINESIS_MOCK_TLS_PORT", "4567")
+        .env("CREATE_STREAM_DURATION", "0ms")
+        .env("DELETE_STREAM_DURATION", "0ms")
+        .env("UPDATE_SHARD_COUNT_DURATION", "0ms")
+        .env("SPLIT_SHARD_DURATION", "0ms")
+        .env("MERGE_SHARDS_DURATION", "0ms")
+        .env("LOG_LEVEL", "WARN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node: {e}"));
+    let server = MockServer { child };
+    let started = Instant::now();
+    while !healthy() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "kinesis-mock did not become healthy in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn healthy() -> bool {
+    let Ok(mut s) = TcpStream::connect("127.0.0.1:4568") else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /healthcheck HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+/// Fake static credentials, region and endpoint for the mock.
+pub fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_kinesis::config::SharedCredentialsProvider::new(
+            Credentials::new("AKIDTEST", "secret", None, None, "kpl-tests"),
+        ))
+        .endpoint_url(ENDPOINT)
+        .build()
+}
+
+/// A client for setting streams up and reading them back.
+pub fn admin() -> Client {
+    Client::new(&sdk_config())
+}
+
+/// Creates a stream and waits until it is active.
+pub async fn create_stream(client: &Client, name: &str, shards: i32) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
+    wait_active(client, name).await;
+}
+
+/// Waits until the stream is ACTIVE (after a create or a reshard).
+pub async fn wait_active(client: &Client, name: &str) {
+    for _ in 0..200 {
+        let d = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeStreamSummary {name}: {e:?}"));
+        if d.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("stream {name} did not become ACTIVE");
+}
+
+/// A Kinesis record as read back, with the shard it was read from.
+pub struct Stored {
+    pub shard_id: String,
+    pub range: HashRange,
+    pub sequence_number: String,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Every record of every shard (closed ones included), oldest first per shard.
+pub async fn read_all(client: &Client, name: &str) -> Vec<Stored> {
+    let mut out = Vec::new();
+    let shards = client
+        .list_shards()
+        .stream_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ListShards: {e:?}"));
+    for shard in shards.shards() {
+        let range = shard.hash_key_range().expect("ListShards gives ranges");
+        let range = HashRange::new(
+            range.starting_hash_key().parse().expect("decimal"),
+            range.ending_hash_key().parse().expect("decimal"),
+        );
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(name)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetShardIterator: {e:?}"))
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(it) = iterator {
+            let page = client
+                .get_records()
+                .shard_iterator(it)
+                .limit(10_000)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GetRecords: {e:?}"));
+            for r in page.records() {
+                out.push(Stored {
+                    shard_id: shard.shard_id().to_owned(),
+                    range,
+                    sequence_number: r.sequence_number().to_owned(),
+                    partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                    data: r.data().as_ref().to_vec(),
+                });
+            }
+            if page.records().is_empty() {
+                break;
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    out
+}
+
+/// What a KCL consumer reading each shard with its hash-range filter hands to the
+/// application: (partition key, data) of every user record, plus how many aggregates
+/// the filter (or a defect) dropped records from.
+pub fn kcl_view(stored: &[Stored]) -> (Vec<(String, Vec<u8>)>, usize) {
+    let mut records = Vec::new();
+    let mut dropped = 0;
+    for s in stored {
+        let options = Options {
+            policy: Policy::Kcl,
+            verify_md5: true,
+            shard_range: Some(s.range),
+        };
+        let Ok(decoded) = deaggregate(&s.data, s.partition_key.as_bytes(), &options) else {
+            panic!("the KCL policy never fails");
+        };
+        if let Verdict::Aggregated {
+            dropped: Some(_), ..
+        } = decoded.verdict()
+        {
+            dropped += 1;
+        }
+        for u in decoded {
+            records.push((
+                String::from_utf8_lossy(u.partition_key).into_owned(),
+                u.data.to_vec(),
+            ));
+        }
+    }
+    (records, dropped)
+}
