@@ -112,7 +112,31 @@ pub enum Command {
     /// Check implementations against the golden test vectors and print the matrix.
     #[command(after_long_help = CONFORMANCE_AFTER)]
     Conformance(ConformanceArgs),
+    /// Put user records into a Kinesis stream, aggregated per shard like KPL, and summarise.
+    #[command(after_long_help = PUT_AFTER)]
+    Put(PutArgs),
 }
+
+const PUT_AFTER: &str = "\
+Input: NDJSON user records, one per line, the `kpl encode` shape
+({\"PartitionKey\": \"..\", \"ExplicitHashKey\": \"..\", \"Data\": \"<base64>\"}), or with --lines
+each line of text as one record's data (without its line break), keyed by
+--partition-key-field (a field of the line parsed as JSON) or else by a random key.
+
+Records go through the kpl-kinesis sink: aggregated per predicted shard exactly as Java KPL
+aggregates, batched into PutRecords, rate-limited per shard, retried with backoff until
+RecordTtl, and re-sent if a reshard makes an aggregate land on a shard that would make KCL
+drop it. AWS credentials and region come from the standard chain (environment, profile,
+instance role); --endpoint points at a local server (e.g. kinesis-mock,
+http://127.0.0.1:4568). --config reads sink options with KPL's names (TOML, or JSON for a
+.json file), e.g. `AggregationMaxSize = 102400`, `RecordMaxBufferedTime = 200`.
+
+Prints a summary (user records, Kinesis records and aggregation ratio, PutRecords calls,
+retries by error code, failures, throughput); a progress line on standard error when it is a
+terminal.
+
+Exit codes: 0 every record stored; 1 some records failed (each listed with its line and
+reason); 2 bad usage, bad input or configuration.";
 
 const CONFORMANCE_AFTER: &str = "\
 Runs every vector of the golden corpus (vectors/corpus: encode, decode, malformed and hash-key
@@ -265,6 +289,39 @@ pub struct EncodeArgs {
     /// 1048576).
     #[arg(long, value_name = "BYTES")]
     pub max_record_size: Option<usize>,
+}
+
+/// Options of `kpl put`.
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    /// Input file; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// The stream's name, or its ARN (`arn:aws:kinesis:...`).
+    #[arg(long, value_name = "NAME")]
+    pub stream: String,
+
+    /// Kinesis endpoint URL, for a local server (`http://127.0.0.1:4568`).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// AWS region (default: the standard chain, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Sink options with KPL's names, TOML (or JSON for a `.json` file).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Each text line is one record's data (instead of NDJSON user records).
+    #[arg(long)]
+    pub lines: bool,
+
+    /// With --lines: the partition key is this field of the line read as JSON (default: a
+    /// random key per line).
+    #[arg(long, value_name = "FIELD", requires = "lines")]
+    pub partition_key_field: Option<String>,
 }
 
 /// Options of `kpl inspect`.

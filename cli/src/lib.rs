@@ -1,6 +1,6 @@
 //! The `kpl` command-line tool, as a library so that it can be tested: argument parsing
 //! ([`args`]), input formats ([`input`]), NDJSON shapes ([`output`]) and the subcommands
-//! ([`decode`], [`encode`], [`inspect`], [`conformance`]). All the format logic is kpl-codec's.
+//! ([`decode`], [`encode`], [`inspect`], [`conformance`], [`put`]). All the format logic is kpl-codec's.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -12,6 +12,7 @@ pub mod error;
 pub mod input;
 pub mod inspect;
 pub mod output;
+pub mod put;
 
 use std::io::{Read, Write};
 
@@ -25,6 +26,7 @@ pub fn run(cli: &Cli, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), S
         Command::Encode(args) => encode::run(args, stdin, out),
         Command::Inspect(args) => inspect::run(args, stdin, out),
         Command::Conformance(args) => conformance::run(args, out),
+        Command::Put(args) => put::run(args, stdin, out),
     }
 }
 

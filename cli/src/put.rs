@@ -1,0 +1,333 @@
+//! `kpl put`: user records from NDJSON (or text lines) into a Kinesis stream through the
+//! kpl-kinesis sink, then a summary.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+use kpl_kinesis::sink::{Config, Outcome, PendingOutcome, Sink, SinkError, Stats, UserRecord};
+use serde_json::Value;
+
+use crate::args::PutArgs;
+use crate::error::{CliError, Stop, EXIT_DEFECT};
+use crate::input::parse_user_record_line;
+
+/// Failures listed one by one in the summary; the rest are counted.
+const LISTED_FAILURES: usize = 20;
+
+/// The sink settings: KPL defaults, then `--config`, then `--endpoint` and `--region`.
+pub fn config(args: &PutArgs) -> Result<Config, CliError> {
+    let mut config = match &args.config {
+        None => Config::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+            let parsed = if path.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str::<Config>(&text).map_err(|e| e.to_string())
+            } else {
+                toml::from_str::<Config>(&text).map_err(|e| e.to_string())
+            };
+            parsed.map_err(|e| CliError::input(format!("{}: {e}", path.display())))?
+        }
+    };
+    if let Some(endpoint) = &args.endpoint {
+        config.kinesis_endpoint = endpoint.clone();
+    }
+    if let Some(region) = &args.region {
+        config.region = region.clone();
+    }
+    config
+        .validate()
+        .map_err(|e| CliError::input(e.to_string()))?;
+    Ok(config)
+}
+
+/// What one input line turned into.
+enum Line {
+    Record(UserRecord),
+    Blank,
+    /// Not sent, with the reason (counted as a failed record).
+    Refused(String),
+}
+
+/// Partition keys for `--lines` without `--partition-key-field`: random, as KPL users do
+/// for even spread (xorshift seeded from the clock; not for cryptography).
+struct RandomKeys(u64);
+
+impl RandomKeys {
+    fn next(&mut self) -> String {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        format!("{:016x}", self.0)
+    }
+}
+
+fn parse_line(
+    args: &PutArgs,
+    bytes: &[u8],
+    line_number: usize,
+    keys: &mut RandomKeys,
+) -> Result<Line, CliError> {
+    if !args.lines {
+        // A line that does not parse is that record's failure, listed in the summary; the
+        // other records still go.
+        return match parse_user_record_line(bytes, line_number) {
+            Ok(None) => Ok(Line::Blank),
+            Ok(Some(u)) => Ok(Line::Record(UserRecord {
+                partition_key: u.partition_key,
+                explicit_hash_key: u.explicit_hash_key,
+                data: u.data,
+            })),
+            Err(e) => Ok(Line::Refused(
+                e.message
+                    .strip_prefix(&format!("line {line_number}: "))
+                    .unwrap_or(&e.message)
+                    .to_owned(),
+            )),
+        };
+    }
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let key = match &args.partition_key_field {
+        None => keys.next(),
+        Some(field) => {
+            let value: Option<Value> = serde_json::from_slice(bytes).ok();
+            match value.as_ref().and_then(|v| v.get(field)) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => {
+                    return Ok(Line::Refused(format!(
+                        "no non-empty string field {field:?} in a JSON object"
+                    )))
+                }
+            }
+        }
+    };
+    Ok(Line::Record(UserRecord::new(key, bytes.to_vec())))
+}
+
+/// Runs `kpl put`.
+pub fn run(args: &PutArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), Stop> {
+    let config = config(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))?;
+    let mut reader: Box<dyn BufRead + '_> = match args.file.as_deref() {
+        Some(path) if path.as_os_str() != "-" => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+            Box::new(BufReader::new(file))
+        }
+        _ => Box::new(BufReader::new(stdin)),
+    };
+    let summary = runtime.block_on(put_all(args, config, &mut *reader))?;
+    summary.write(out)?;
+    if summary.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Stop::Error(CliError {
+            exit_code: EXIT_DEFECT,
+            message: format!(
+                "{} of {} user records failed",
+                summary.failures.len(),
+                summary.records
+            ),
+        }))
+    }
+}
+
+struct Summary {
+    records: usize,
+    failures: Vec<(usize, String)>,
+    stats: Stats,
+    bytes: usize,
+    elapsed: Duration,
+}
+
+impl Summary {
+    fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let s = &self.stats;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            out,
+            "user records:     {} ({} stored, {} failed)",
+            self.records,
+            s.user_records_stored,
+            self.failures.len()
+        )?;
+        writeln!(
+            out,
+            "kinesis records:  {} (aggregation ratio {:.1})",
+            s.kinesis_records_stored,
+            s.aggregation_ratio()
+        )?;
+        writeln!(out, "PutRecords calls: {}", s.put_records_calls)?;
+        let retries: Vec<String> = s
+            .retries_by_code
+            .iter()
+            .map(|(code, n)| format!("{code}={n}"))
+            .collect();
+        let retries = if retries.is_empty() {
+            "none".to_owned()
+        } else {
+            retries.join(", ")
+        };
+        writeln!(out, "retries:          {retries}")?;
+        if s.wrong_shard_resends > 0 {
+            writeln!(
+                out,
+                "re-sent after a reshard: {} aggregates",
+                s.wrong_shard_resends
+            )?;
+        }
+        writeln!(
+            out,
+            "throughput:       {:.0} user records/s, {:.2} MB/s over {:.2} s",
+            self.records as f64 / secs,
+            self.bytes as f64 / secs / 1e6,
+            secs
+        )?;
+        if !self.failures.is_empty() {
+            writeln!(out, "failures:")?;
+            for (line, reason) in self.failures.iter().take(LISTED_FAILURES) {
+                writeln!(out, "  line {line}: {reason}")?;
+            }
+            if self.failures.len() > LISTED_FAILURES {
+                let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+                for (_, reason) in &self.failures[LISTED_FAILURES..] {
+                    *by_reason.entry(reason.as_str()).or_default() += 1;
+                }
+                writeln!(
+                    out,
+                    "  ... and {} more: {}",
+                    self.failures.len() - LISTED_FAILURES,
+                    by_reason
+                        .iter()
+                        .map(|(r, n)| format!("{n} x {r}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )?;
+            }
+        }
+        out.flush()
+    }
+}
+
+/// A progress line on standard error, when it is a terminal, every quarter second.
+struct Progress {
+    on: bool,
+    last: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, sink: &Sink, read: usize, done: bool) {
+        if !self.on || (!done && self.last.elapsed() < Duration::from_millis(250)) {
+            return;
+        }
+        self.last = Instant::now();
+        let s = sink.stats();
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r{read} read, {} stored, {} failed, {} Kinesis records{}",
+            s.user_records_stored,
+            s.user_records_failed,
+            s.kinesis_records_stored,
+            if done { "\n" } else { "   " }
+        );
+        let _ = err.flush();
+    }
+}
+
+async fn put_all(
+    args: &PutArgs,
+    config: Config,
+    reader: &mut dyn BufRead,
+) -> Result<Summary, CliError> {
+    let mut builder = Sink::builder().config(config);
+    builder = if args.stream.starts_with("arn:") {
+        builder.stream_arn(&args.stream)
+    } else {
+        builder.stream_name(&args.stream)
+    };
+    let sink = builder
+        .build()
+        .await
+        .map_err(|e| CliError::input(e.to_string()))?;
+    // As KPL's warm-up: records put before the shard map is known cannot be aggregated.
+    sink.wait_for_shard_map(Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let seed = started.elapsed().as_nanos() as u64
+        ^ u64::from(std::process::id()).rotate_left(32)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let mut keys = RandomKeys(seed | 1);
+    let mut progress = Progress {
+        on: std::io::stderr().is_terminal(),
+        last: Instant::now(),
+    };
+    let mut pending: Vec<(usize, PendingOutcome)> = Vec::new();
+    let mut failures: Vec<(usize, String)> = Vec::new();
+    let (mut records, mut bytes) = (0usize, 0usize);
+    let mut line = Vec::new();
+    let mut line_number = 0usize;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| CliError::input(format!("cannot read the input: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        line_number += 1;
+        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+        let record = match parse_line(args, content, line_number, &mut keys)? {
+            Line::Blank => continue,
+            Line::Refused(reason) => {
+                records += 1;
+                failures.push((line_number, reason));
+                continue;
+            }
+            Line::Record(r) => r,
+        };
+        records += 1;
+        bytes += record.data.len();
+        match sink.put(record).await {
+            Ok(p) => pending.push((line_number, p)),
+            Err(SinkError::Invalid(e)) => {
+                failures.push((line_number, format!("invalid record: {e}")))
+            }
+            Err(e) => return Err(CliError::input(e.to_string())),
+        }
+        progress.tick(&sink, records, false);
+    }
+    let flush = sink.flush();
+    tokio::pin!(flush);
+    loop {
+        tokio::select! {
+            _ = &mut flush => break,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => progress.tick(&sink, records, false),
+        }
+    }
+    progress.tick(&sink, records, true);
+    for (line_number, p) in pending {
+        if let Outcome::Failure(f) = p.await {
+            failures.push((line_number, f.to_string()));
+        }
+    }
+    failures.sort_by_key(|(line, _)| *line);
+    let elapsed = started.elapsed();
+    let stats = sink.stats();
+    sink.shutdown(Duration::from_secs(30)).await;
+    Ok(Summary {
+        records,
+        failures,
+        stats,
+        bytes,
+        elapsed,
+    })
+}
