@@ -249,6 +249,10 @@ fn bench(args: &ConformanceArgs, out: &mut dyn Write) -> Result<(), Stop> {
         let mut adapter = AdapterProcess::new(command, Duration::from_secs(args.timeout.max(600)));
         let hello = peer::hello(&mut adapter)
             .map_err(|e| CliError::input(format!("adapter {name}: hello failed: {e}")))?;
+        if !hello.decode {
+            // An encoder only (say the real KPL): there is no decoding to time.
+            continue;
+        }
         let label = format!("{name} ({} {})", hello.name, hello.version);
         rows.push(throughput::adapter(
             &mut adapter,
