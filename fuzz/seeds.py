@@ -3,8 +3,8 @@
 
 decode_strict: byte 0 = mode (1: the record's data as is, 0: frame the rest), then bytes.
 deaggregate_kcl: byte 0 = flags (bit 0: frame the rest, bit 1: apply the range), 32 bytes of
-range ends, then bytes. hash_key: explicit hash key texts. roundtrip: none (its input is
-`Arbitrary`-encoded; libFuzzer finds its way from empty input in seconds).
+range ends, then bytes. hash_key: explicit hash key texts. roundtrip and sink_core: none
+(their input is `Arbitrary`-encoded; libFuzzer finds its way from empty input in seconds).
 """
 import base64, hashlib, json, os, pathlib
 

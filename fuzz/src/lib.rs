@@ -154,3 +154,6 @@ pub fn hash_key(input: &[u8]) {
     assert_eq!(printed, value.to_string());
     assert_eq!(parse_explicit_hash_key(printed), Ok(value), "parse(print(x)) == x");
 }
+
+pub mod sink_core;
+pub use sink_core::{sink_core, SinkCoreInput};

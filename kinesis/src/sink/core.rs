@@ -403,15 +403,19 @@ impl Core {
             self.route(record, meta, false, now);
         }
         // Parked aggregates: this map was fetched after they landed, so one on a shard that
-        // does not hold them all is re-aggregated for it, not held for yet another map.
+        // does not hold them all, or that even this map does not list, is re-aggregated for
+        // it, not held for yet another map (which could be wanted, and the records parked
+        // past their TTL, forever).
         let parked = core::mem::take(&mut self.parked);
         for p in parked {
             match self.map.as_ref().and_then(|m| m.range_of(&p.shard_id)) {
-                Some(range) if !p.rec.fits(range) => {
+                Some(range) if p.rec.fits(range) => {
+                    self.succeed(p.rec, p.shard_id, p.sequence_number)
+                }
+                _ => {
                     self.stats.wrong_shard_resends += 1;
                     self.requeue(p.rec, now, false);
                 }
-                _ => self.settle_stored(p.rec, p.shard_id, p.sequence_number, now),
             }
         }
     }
