@@ -1,5 +1,12 @@
 //! Kinesis on top of [`kpl_codec`]: a sink that aggregates like Java KPL, but never loses a
-//! record or lets KCL drop one after a reshard ([`sink`]).
+//! record or lets KCL drop one after a reshard ([`sink`]), and a source that reads user
+//! records back as KCL hands them over, with checkpoints ([`source`]).
 #![deny(missing_docs)]
 
+#[cfg(feature = "driver")]
+mod aws;
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod sink;
+pub mod source;

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::ScalingType;
@@ -19,31 +17,24 @@ fn main() {
     let trials = vec![
         Trial::test(
             "sink_puts_100000_records_into_4_shards_all_read_back_under_kcl_filtering",
-            || block_on(hundred_thousand_records_four_shards()),
+            || {
+                support::block_on(
+                    hundred_thousand_records_four_shards(),
+                    Duration::from_secs(240),
+                )
+            },
         ),
         Trial::test(
             "sink_loses_nothing_under_kcl_filtering_across_a_reshard",
-            || block_on(reshard_mid_run()),
+            || support::block_on(reshard_mid_run(), Duration::from_secs(240)),
         ),
         Trial::test("record_over_the_stream_limit_fails_alone", || {
-            block_on(oversized_record_fails_alone())
+            support::block_on(oversized_record_fails_alone(), Duration::from_secs(240))
         }),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(server);
     conclusion.exit();
-}
-
-fn block_on(test: impl Future<Output = Result<(), Failed>>) -> Result<(), Failed> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(240), test)
-                .await
-                .map_err(|_| Failed::from("test took more than 240 s"))?
-        })
 }
 
 /// The i-th test record: varied partition keys (repeats included), every tenth with an
@@ -58,16 +49,6 @@ fn record(run: &str, i: u32) -> UserRecord {
     } else {
         r
     }
-}
-
-fn counts(
-    records: impl IntoIterator<Item = (String, Vec<u8>)>,
-) -> BTreeMap<(String, Vec<u8>), usize> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(r).or_insert(0) += 1;
-    }
-    m
 }
 
 /// kinesis-mock on two busy cores can take seconds to store a 5 MiB PutRecords; a
@@ -130,8 +111,8 @@ async fn hundred_thousand_records_four_shards() -> Result<(), Failed> {
     let (delivered, dropped) = support::kcl_view(&stored);
     assert_eq!(dropped, 0, "KCL's hash-range filter dropped aggregates");
     assert_eq!(
-        counts(delivered),
-        counts(expected),
+        support::counts(delivered),
+        support::counts(expected),
         "KCL view differs from what was put"
     );
     assert_eq!(stats.user_records_stored, u64::from(N));
@@ -192,7 +173,7 @@ async fn reshard_mid_run() -> Result<(), Failed> {
 
     let stored = support::read_all(&admin, "sink-reshard").await;
     let (delivered, dropped) = support::kcl_view(&stored);
-    let delivered = counts(delivered);
+    let delivered = support::counts(delivered);
     for r in &expected {
         assert!(
             delivered.contains_key(r),
@@ -270,8 +251,8 @@ async fn oversized_record_fails_alone() -> Result<(), Failed> {
     let stored = support::read_all(&admin, "sink-oversized").await;
     let (delivered, _) = support::kcl_view(&stored);
     assert_eq!(
-        counts(delivered),
-        counts([
+        support::counts(delivered),
+        support::counts([
             ("k1".to_owned(), b"small one".to_vec()),
             ("k3".to_owned(), b"small two".to_vec())
         ])

@@ -10,20 +10,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::config::http::HttpResponse;
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
 use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use aws_smithy_types::Blob;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinSet;
 
+use crate::aws::{self, with_stream, ClientSettings, Stream};
+
 use super::{
-    retryable_request_error, Config, ConfigError, Core, EntryResult, ErrorInfo, Failure,
-    FailureReason, Outcome, PutError, RecordId, RequestFailure, RequestId, ShardInfo, Stats,
-    Transmit, UserRecord,
+    Config, ConfigError, Core, EntryResult, ErrorInfo, Failure, FailureReason, Outcome, PutError,
+    RecordId, RequestFailure, RequestId, ShardInfo, Stats, Transmit, UserRecord,
 };
 
 /// Why the sink could not be built or could not take a record.
@@ -54,12 +52,6 @@ impl fmt::Display for SinkError {
 }
 
 impl std::error::Error for SinkError {}
-
-#[derive(Debug, Clone)]
-enum Stream {
-    Name(String),
-    Arn(String),
-}
 
 /// Builds a [`Sink`]; see [`Sink::builder`].
 #[derive(Debug, Default)]
@@ -111,34 +103,15 @@ impl SinkBuilder {
         let client = match self.client {
             Some(client) => client,
             None => {
-                let sdk = match self.sdk_config {
-                    Some(sdk) => sdk,
-                    None => {
-                        aws_config::defaults(aws_config::BehaviorVersion::latest())
-                            .load()
-                            .await
-                    }
-                };
-                let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk)
-                    .retry_config(RetryConfig::disabled())
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .operation_attempt_timeout(Duration::from_millis(
-                                self.config.request_timeout,
-                            ))
-                            .build(),
-                    );
-                if !self.config.region.is_empty() {
-                    conf = conf.region(aws_sdk_kinesis::config::Region::new(
-                        self.config.region.clone(),
-                    ));
-                } else if sdk.region().is_none() {
-                    conf = conf.region(aws_sdk_kinesis::config::Region::from_static("us-east-1"));
-                }
-                if !self.config.kinesis_endpoint.is_empty() {
-                    conf = conf.endpoint_url(self.config.kinesis_endpoint.clone());
-                }
-                Client::from_conf(conf.build())
+                // No SDK retries: the core retries, within RecordTtl.
+                aws::client(ClientSettings {
+                    sdk_config: self.sdk_config,
+                    region: self.config.region.clone(),
+                    endpoint: self.config.kinesis_endpoint.clone(),
+                    retry: RetryConfig::disabled(),
+                    attempt_timeout: Some(Duration::from_millis(self.config.request_timeout)),
+                })
+                .await
             }
         };
         let now = Instant::now();
@@ -514,48 +487,13 @@ fn export(stats: &Stats, last: &mut Stats) {
     *last = stats.clone();
 }
 
-fn request_failure<E>(error: SdkError<E, HttpResponse>) -> RequestFailure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let (code, message, status) = match &error {
-        SdkError::ServiceError(service) => (
-            service.err().code().unwrap_or("Unknown").to_owned(),
-            service.err().message().unwrap_or_default().to_owned(),
-            None,
-        ),
-        SdkError::TimeoutError(_) => ("Timeout".to_owned(), error.to_string(), None),
-        SdkError::DispatchFailure(d) => ("Dispatch".to_owned(), format!("{d:?}"), None),
-        SdkError::ResponseError(r) => ("ResponseError".to_owned(), format!("{r:?}"), None),
-        SdkError::ConstructionFailure(c) => (
-            "ConstructionFailure".to_owned(),
-            format!("{c:?}"),
-            Some(400),
-        ),
-        other => ("Unknown".to_owned(), other.to_string(), None),
-    };
-    let status = status.or_else(|| error.raw_response().map(|r| r.status().as_u16()));
-    let retryable = match &error {
-        SdkError::ConstructionFailure(_) => false,
-        _ => retryable_request_error(&code, status),
-    };
-    RequestFailure {
-        error: ErrorInfo { code, message },
-        retryable,
-    }
-}
-
 async fn put_records(
     client: &Client,
     stream: &Stream,
     transmit: Transmit,
     timeout: Duration,
 ) -> Result<Vec<EntryResult>, RequestFailure> {
-    let mut request = client.put_records();
-    request = match stream {
-        Stream::Name(name) => request.stream_name(name),
-        Stream::Arn(arn) => request.stream_arn(arn),
-    };
+    let mut request = with_stream!(client.put_records(), stream);
     for entry in transmit.entries {
         let built = PutRecordsRequestEntry::builder()
             .data(Blob::new(entry.data))
@@ -582,7 +520,10 @@ async fn put_records(
                 retryable: true,
             })
         }
-        Ok(Err(e)) => return Err(request_failure(e)),
+        Ok(Err(e)) => {
+            let (error, retryable) = aws::error_info(&e);
+            return Err(RequestFailure { error, retryable });
+        }
         Ok(Ok(output)) => output,
     };
     Ok(output
@@ -613,8 +554,7 @@ async fn list_shards(
         let mut request = client.list_shards();
         request = match (&token, stream) {
             (Some(t), _) => request.next_token(t),
-            (None, Stream::Name(name)) => request.stream_name(name),
-            (None, Stream::Arn(arn)) => request.stream_arn(arn),
+            (None, stream) => with_stream!(request, stream),
         };
         let output =
             match tokio::time::timeout(timeout + Duration::from_secs(1), request.send()).await {
@@ -624,7 +564,7 @@ async fn list_shards(
                         message: "ListShards timed out".into(),
                     })
                 }
-                Ok(Err(e)) => return Err(request_failure(e).error),
+                Ok(Err(e)) => return Err(aws::error_info(&e).0),
                 Ok(Ok(output)) => output,
             };
         for shard in output.shards() {

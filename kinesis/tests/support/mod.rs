@@ -62,14 +62,25 @@ pub fn enter_namespace_and_start() -> MockServer {
     let dir = std::env::var_os("KPL_KINESIS_MOCK_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../.tools/kinesis-mock/node_modules/kinesis-local")
+            // The workspace root: the nearest folder up holding Cargo.lock.
+            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let root = manifest
+                .ancestors()
+                .find(|d| d.join("Cargo.lock").exists())
+                .unwrap_or(&manifest)
+                .to_path_buf();
+            root.join(".tools/kinesis-mock/node_modules/kinesis-local")
         });
     assert!(
         dir.join("main.js").exists(),
         "kinesis-mock not found in {}: run `bash ci/kinesis-mock install`",
         dir.display()
     );
+    // Its warnings (stack traces for refused requests the tests make on purpose) go to a
+    // file, named on failure.
+    let log_path = std::env::temp_dir().join(format!("kinesis-mock-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
     let child = Command::new("node")
         .arg(dir.join("main.js"))
         .env("KINESIS_MOCK_CERT_PATH", dir.join("server.json"))
@@ -82,7 +93,7 @@ pub fn enter_namespace_and_start() -> MockServer {
         .env("MERGE_SHARDS_DURATION", "0ms")
         .env("LOG_LEVEL", "WARN")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start node: {e}"));
     let server = MockServer { child };
@@ -90,7 +101,8 @@ pub fn enter_namespace_and_start() -> MockServer {
     while !healthy() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "kinesis-mock did not become healthy in 60 s"
+            "kinesis-mock did not become healthy in 60 s; its log: {}",
+            log_path.display()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -248,4 +260,69 @@ pub fn kcl_view(stored: &[Stored]) -> (Vec<(String, Vec<u8>)>, usize) {
         }
     }
     (records, dropped)
+}
+
+/// Compares two multisets of (partition key, data), reporting how many records are
+/// missing or extra (with a few examples) instead of dumping both.
+pub fn assert_same_records(
+    actual: &std::collections::BTreeMap<(String, Vec<u8>), usize>,
+    expected: &std::collections::BTreeMap<(String, Vec<u8>), usize>,
+    what: &str,
+) {
+    let mut missing = Vec::new();
+    let mut extra = Vec::new();
+    for (k, n) in expected {
+        let got = actual.get(k).copied().unwrap_or(0);
+        if got < *n {
+            missing.push((k, n - got));
+        }
+    }
+    for (k, n) in actual {
+        let want = expected.get(k).copied().unwrap_or(0);
+        if *n > want {
+            extra.push((k, n - want));
+        }
+    }
+    let show = |v: &[(&(String, Vec<u8>), usize)]| {
+        v.iter()
+            .take(3)
+            .map(|((key, data), n)| format!("{n} x ({key:?}, {:?})", String::from_utf8_lossy(data)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} missing (e.g. {}), {} extra (e.g. {})",
+        missing.iter().map(|(_, n)| n).sum::<usize>(),
+        show(&missing),
+        extra.iter().map(|(_, n)| n).sum::<usize>(),
+        show(&extra)
+    );
+}
+
+/// Runs one async test on its own runtime, failing it after `limit`.
+pub fn block_on(
+    test: impl std::future::Future<Output = Result<(), libtest_mimic::Failed>>,
+    limit: Duration,
+) -> Result<(), libtest_mimic::Failed> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(async {
+            tokio::time::timeout(limit, test).await.map_err(|_| {
+                libtest_mimic::Failed::from(format!("test took more than {limit:?}"))
+            })?
+        })
+}
+
+/// How many times each (partition key, data) occurs.
+pub fn counts(
+    records: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> std::collections::BTreeMap<(String, Vec<u8>), usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in records {
+        *m.entry(r).or_insert(0) += 1;
+    }
+    m
 }

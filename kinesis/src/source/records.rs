@@ -1,0 +1,168 @@
+//! One Kinesis record into the user records a KCL consumer gets, with their place in the
+//! stream.
+
+use std::sync::Arc;
+
+use kpl_codec::deaggregate::kcl_text;
+use kpl_codec::{deaggregate, HashRange, Options, Policy};
+
+use super::sequence::Checkpoint;
+
+/// A user record read from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// The shard it was read from.
+    pub shard_id: Arc<str>,
+    /// The Kinesis record's sequence number.
+    pub sequence_number: Arc<str>,
+    /// Its position in the Kinesis record (0 for a plain record).
+    pub sub_sequence_number: u64,
+    /// Its partition key (decoded as Java does when not valid UTF-8, as KCL hands it over).
+    pub partition_key: String,
+    /// Its explicit hash key, when the aggregate carries one.
+    pub explicit_hash_key: Option<String>,
+    /// Its data.
+    pub data: Vec<u8>,
+    /// Whether it came out of an aggregate.
+    pub aggregated: bool,
+}
+
+impl SourceRecord {
+    /// The checkpoint that marks this record as processed.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(self.sequence_number.as_ref(), self.sub_sequence_number)
+    }
+}
+
+/// The user records of one Kinesis record under KCL's policy (MD5 checked; with `range`,
+/// KCL's all-or-nothing hash-range filter), without those `skip` covers (already
+/// processed before a restart).
+///
+/// ```
+/// use std::sync::Arc;
+/// use kpl_kinesis::source::{user_records, Checkpoint};
+/// let plain = user_records(&Arc::from("shardId-0"), None, &Arc::from("7"), "k", b"hello", None);
+/// assert_eq!(plain.len(), 1);
+/// assert!(!plain[0].aggregated);
+/// let skipped = user_records(&Arc::from("shardId-0"), None, &Arc::from("7"), "k", b"hello",
+///     Some(&Checkpoint::new("7", 0)));
+/// assert!(skipped.is_empty());
+/// ```
+pub fn user_records(
+    shard_id: &Arc<str>,
+    range: Option<HashRange>,
+    sequence_number: &Arc<str>,
+    partition_key: &str,
+    data: &[u8],
+    skip: Option<&Checkpoint>,
+) -> Vec<SourceRecord> {
+    if let Some(cp) = skip {
+        // A whole Kinesis record before the checkpoint: nothing to decode.
+        if cp.covers(sequence_number, u64::MAX) {
+            return Vec::new();
+        }
+    }
+    let options = Options {
+        policy: Policy::Kcl,
+        verify_md5: true,
+        shard_range: range,
+    };
+    let Ok(decoded) = deaggregate(data, partition_key.as_bytes(), &options) else {
+        // The KCL policy never fails; keep the record whole if it ever did.
+        return vec![SourceRecord {
+            shard_id: shard_id.clone(),
+            sequence_number: sequence_number.clone(),
+            sub_sequence_number: 0,
+            partition_key: partition_key.to_owned(),
+            explicit_hash_key: None,
+            data: data.to_vec(),
+            aggregated: false,
+        }];
+    };
+    decoded
+        .filter(|u| skip.is_none_or(|cp| !cp.covers(sequence_number, u.sub_sequence_number)))
+        .map(|u| SourceRecord {
+            shard_id: shard_id.clone(),
+            sequence_number: sequence_number.clone(),
+            sub_sequence_number: u.sub_sequence_number,
+            partition_key: kcl_text(u.partition_key).into_owned(),
+            explicit_hash_key: u.explicit_hash_key.map(|k| kcl_text(k).into_owned()),
+            data: u.data.to_vec(),
+            aggregated: u.aggregated,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpl_codec::{Aggregator, AggregatorConfig, InputRecord};
+
+    fn aggregate() -> Vec<u8> {
+        let mut a = Aggregator::new(AggregatorConfig::default()).unwrap();
+        for (k, d) in [("a", "x"), ("b", "y"), ("c", "z")] {
+            assert!(a.add(InputRecord::new(k, d.as_bytes())).unwrap().is_none());
+        }
+        a.flush().unwrap().data
+    }
+
+    #[test]
+    fn resumes_inside_an_aggregate() {
+        let (shard, seq) = (Arc::from("s"), Arc::from("500"));
+        let data = aggregate();
+        let all = user_records(&shard, None, &seq, "a", &data, None);
+        assert_eq!(
+            all.iter()
+                .map(|r| r.partition_key.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        let rest = user_records(
+            &shard,
+            None,
+            &seq,
+            "a",
+            &data,
+            Some(&Checkpoint::new("500", 0)),
+        );
+        assert_eq!(
+            rest.iter()
+                .map(|r| r.sub_sequence_number)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(user_records(
+            &shard,
+            None,
+            &seq,
+            "a",
+            &data,
+            Some(&Checkpoint::new("500", 2))
+        )
+        .is_empty());
+        assert_eq!(
+            user_records(
+                &shard,
+                None,
+                &seq,
+                "a",
+                &data,
+                Some(&Checkpoint::new("499", 9))
+            )
+            .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn range_filter_drops_the_whole_aggregate_like_kcl() {
+        let (shard, seq) = (Arc::from("s"), Arc::from("1"));
+        let data = aggregate();
+        let narrow = HashRange::new(0, 1);
+        assert!(user_records(&shard, Some(narrow), &seq, "a", &data, None).is_empty());
+        assert_eq!(
+            user_records(&shard, Some(HashRange::FULL), &seq, "a", &data, None).len(),
+            3
+        );
+    }
+}
