@@ -115,7 +115,29 @@ pub enum Command {
     /// Put user records into a Kinesis stream, aggregated per shard like KPL, and summarise.
     #[command(after_long_help = PUT_AFTER)]
     Put(PutArgs),
+    /// Print a stream's user records as NDJSON, deaggregated as KCL does, from every shard.
+    #[command(after_long_help = TAIL_AFTER)]
+    Tail(TailArgs),
 }
+
+const TAIL_AFTER: &str = "\
+Reads every shard with GetRecords (children after their parents when the stream was
+resharded) and prints each user record as a line of NDJSON: the `kpl decode` shape plus
+ShardId and SequenceNumber, e.g.
+{\"PartitionKey\":\"user-1\",\"ExplicitHashKey\":null,\"Data\":\"aGVsbG8=\",\"SubSequenceNumber\":0,
+ \"Aggregated\":true,\"SequenceNumber\":\"4959...\",\"ShardId\":\"shardId-000000000000\"}
+
+Aggregates are read with KCL's policy and each shard's hash-range filter, as a KCL consumer
+sees them (--no-range-filter shows what Lambda and most libraries see instead, including
+aggregates a reshard made land on the wrong shard). --from trim-horizon (default) starts at
+the oldest record kept, latest at what comes next, a sequence number at that record in the
+shard holding it (only that shard and its descendants are read).
+
+Without --follow, exits once every shard has been read to its current end; with --follow,
+keeps reading new records and new shards until Ctrl-C. Credentials and region come from the
+standard AWS chain; --endpoint points at a local server.
+
+Exit codes: 0 done (or stopped with Ctrl-C); 2 bad usage or a Kinesis error.";
 
 const PUT_AFTER: &str = "\
 Input: NDJSON user records, one per line, the `kpl encode` shape
@@ -291,13 +313,9 @@ pub struct EncodeArgs {
     pub max_record_size: Option<usize>,
 }
 
-/// Options of `kpl put`.
+/// The stream `kpl put` and `kpl tail` talk to.
 #[derive(Debug, Clone, Args)]
-pub struct PutArgs {
-    /// Input file; standard input when absent or `-`.
-    #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
-
+pub struct StreamTarget {
     /// The stream's name, or its ARN (`arn:aws:kinesis:...`).
     #[arg(long, value_name = "NAME")]
     pub stream: String,
@@ -309,6 +327,18 @@ pub struct PutArgs {
     /// AWS region (default: the standard chain, else us-east-1).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+}
+
+/// Options of `kpl put`.
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    /// Input file; standard input when absent or `-`.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// The stream and how to reach it.
+    #[command(flatten)]
+    pub target: StreamTarget,
 
     /// Sink options with KPL's names, TOML (or JSON for a `.json` file).
     #[arg(long, value_name = "FILE")]
@@ -322,6 +352,26 @@ pub struct PutArgs {
     /// random key per line).
     #[arg(long, value_name = "FIELD", requires = "lines")]
     pub partition_key_field: Option<String>,
+}
+
+/// Options of `kpl tail`.
+#[derive(Debug, Clone, Args)]
+pub struct TailArgs {
+    /// The stream and how to reach it.
+    #[command(flatten)]
+    pub target: StreamTarget,
+
+    /// Where to start: trim-horizon, latest, or a sequence number.
+    #[arg(long, value_name = "POSITION", default_value = "trim-horizon")]
+    pub from: String,
+
+    /// Keep reading new records and new shards until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Do not apply each shard's hash-range filter (KCL applies it).
+    #[arg(long)]
+    pub no_range_filter: bool,
 }
 
 /// Options of `kpl inspect`.

@@ -1,6 +1,6 @@
 //! The `kpl` command-line tool, as a library so that it can be tested: argument parsing
 //! ([`args`]), input formats ([`input`]), NDJSON shapes ([`output`]) and the subcommands
-//! ([`decode`], [`encode`], [`inspect`], [`conformance`], [`put`]). All the format logic is kpl-codec's.
+//! ([`decode`], [`encode`], [`inspect`], [`conformance`], [`put`], [`tail`]). All the format logic is kpl-codec's.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -13,6 +13,7 @@ pub mod input;
 pub mod inspect;
 pub mod output;
 pub mod put;
+pub mod tail;
 
 use std::io::{Read, Write};
 
@@ -27,6 +28,7 @@ pub fn run(cli: &Cli, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), S
         Command::Inspect(args) => inspect::run(args, stdin, out),
         Command::Conformance(args) => conformance::run(args, out),
         Command::Put(args) => put::run(args, stdin, out),
+        Command::Tail(args) => tail::run(args, out),
     }
 }
 

@@ -30,10 +30,10 @@ pub fn config(args: &PutArgs) -> Result<Config, CliError> {
             parsed.map_err(|e| CliError::input(format!("{}: {e}", path.display())))?
         }
     };
-    if let Some(endpoint) = &args.endpoint {
+    if let Some(endpoint) = &args.target.endpoint {
         config.kinesis_endpoint = endpoint.clone();
     }
-    if let Some(region) = &args.region {
+    if let Some(region) = &args.target.region {
         config.region = region.clone();
     }
     config
@@ -248,10 +248,10 @@ async fn put_all(
     reader: &mut dyn BufRead,
 ) -> Result<Summary, CliError> {
     let mut builder = Sink::builder().config(config);
-    builder = if args.stream.starts_with("arn:") {
-        builder.stream_arn(&args.stream)
+    builder = if args.target.stream.starts_with("arn:") {
+        builder.stream_arn(&args.target.stream)
     } else {
-        builder.stream_name(&args.stream)
+        builder.stream_name(&args.target.stream)
     };
     let sink = builder
         .build()

@@ -1,10 +1,10 @@
-//! `kpl put` end to end against kinesis-mock (started by the shared support module inside a
-//! private network namespace), read back with GetRecords and kpl-codec's KCL policy.
+//! `kpl put` and `kpl tail` end to end against kinesis-mock (started by the shared support
+//! module inside a private network namespace), read back with GetRecords and kpl-codec's
+//! KCL policy.
 
 #[path = "../../kinesis/tests/support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -20,6 +20,14 @@ fn main() {
             "put_lines_keyed_by_field_lists_the_line_without_it",
             put_lines,
         ),
+        Trial::test(
+            "tail_prints_every_record_once_with_shard_and_sequence",
+            tail_all,
+        ),
+        Trial::test(
+            "tail_follow_prints_new_records_and_stops_on_ctrl_c",
+            tail_follow,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(server);
@@ -32,6 +40,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+fn kpl(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kpl"));
+    command
+        .args(args)
+        .args(["--endpoint", support::ENDPOINT])
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE");
+    command
 }
 
 fn kpl_put(stream: &str, extra: &[&str], input: &[u8]) -> Output {
@@ -54,16 +75,6 @@ fn kpl_put(stream: &str, extra: &[&str], input: &[u8]) -> Output {
     let output = child.wait_with_output().expect("kpl put ends");
     writer.join().expect("writer").expect("write stdin");
     output
-}
-
-fn counts(
-    records: impl IntoIterator<Item = (String, Vec<u8>)>,
-) -> BTreeMap<(String, Vec<u8>), usize> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(r).or_insert(0) += 1;
-    }
-    m
 }
 
 fn put_ndjson() -> Result<(), Failed> {
@@ -99,7 +110,7 @@ fn put_ndjson() -> Result<(), Failed> {
     assert!(stored.len() < 2000, "nothing was aggregated");
     let (delivered, dropped) = support::kcl_view(&stored);
     assert_eq!(dropped, 0);
-    assert_eq!(counts(delivered), counts(expected));
+    assert_eq!(support::counts(delivered), support::counts(expected));
     Ok(())
 }
 
@@ -140,12 +151,146 @@ fn put_lines() -> Result<(), Failed> {
     let (delivered, _) = support::kcl_view(&stored);
     let line = |key: &str, text: &str| (key.to_owned(), text.as_bytes().to_vec());
     assert_eq!(
-        counts(delivered),
-        counts([
+        support::counts(delivered),
+        support::counts([
             line("ann", "{\"user\":\"ann\",\"msg\":1}"),
             line("bob", "{\"user\":\"bob\",\"msg\":2}"),
             line("ann", "{\"user\":\"ann\",\"msg\":5}"),
         ])
+    );
+    Ok(())
+}
+
+fn ndjson_input(run: &str, n: u32, keys: u32) -> (String, Vec<(String, Vec<u8>)>) {
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let key = format!("{run}{}", i % keys);
+        let data = format!("{run} line {i}").into_bytes();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        input.push_str(&format!(
+            "{{\"PartitionKey\":\"{key}\",\"Data\":\"{b64}\"}}\n"
+        ));
+        expected.push((key, data));
+    }
+    (input, expected)
+}
+
+/// (partition key, data, shard id, sequence number) of each line.
+fn tail_lines(stdout: &[u8]) -> Vec<(String, Vec<u8>, String, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("NDJSON");
+            let text = |f: &str| {
+                v[f].as_str()
+                    .unwrap_or_else(|| panic!("{f} in {line}"))
+                    .to_owned()
+            };
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(text("Data"))
+                .expect("base64");
+            (
+                text("PartitionKey"),
+                data,
+                text("ShardId"),
+                text("SequenceNumber"),
+            )
+        })
+        .collect()
+}
+
+fn tail_all() -> Result<(), Failed> {
+    let rt = runtime();
+    let admin = rt.block_on(async { support::admin() });
+    rt.block_on(support::create_stream(&admin, "cli-tail", 3));
+    let (input, expected) = ndjson_input("t", 1500, 29);
+    assert_eq!(
+        kpl_put("cli-tail", &[], input.as_bytes()).status.code(),
+        Some(0)
+    );
+    let out = kpl(&["tail", "--stream", "cli-tail"]).output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = tail_lines(&out.stdout);
+    assert_eq!(
+        support::counts(lines.iter().map(|(k, d, _, _)| (k.clone(), d.clone()))),
+        support::counts(expected)
+    );
+    let shards: std::collections::BTreeSet<&str> =
+        lines.iter().map(|(_, _, s, _)| s.as_str()).collect();
+    assert_eq!(shards.len(), 3, "{shards:?}");
+    assert!(lines
+        .iter()
+        .all(|(_, _, _, seq)| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit())));
+    // --from latest: nothing new, so nothing printed.
+    let latest = kpl(&["tail", "--stream", "cli-tail", "--from", "latest"]).output()?;
+    assert_eq!(latest.status.code(), Some(0));
+    assert!(
+        latest.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&latest.stdout)
+    );
+    // --from SEQ: that record's shard from that record on.
+    let (_, _, shard, seq) = &lines[lines.len() / 2];
+    let from = kpl(&["tail", "--stream", "cli-tail", "--from", seq]).output()?;
+    assert_eq!(
+        from.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from.stderr)
+    );
+    let from_lines = tail_lines(&from.stdout);
+    assert!(!from_lines.is_empty());
+    assert!(from_lines.iter().all(|(_, _, s, _)| s == shard));
+    assert_eq!(&from_lines[0].3, seq);
+    Ok(())
+}
+
+fn tail_follow() -> Result<(), Failed> {
+    use std::io::{BufRead, BufReader};
+    let rt = runtime();
+    let admin = rt.block_on(async { support::admin() });
+    rt.block_on(support::create_stream(&admin, "cli-follow", 1));
+    let mut child = kpl(&["tail", "--stream", "cli-follow", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("stdout")?;
+    let (input, expected) = ndjson_input("f", 50, 5);
+    assert_eq!(
+        kpl_put("cli-follow", &[], input.as_bytes()).status.code(),
+        Some(0)
+    );
+    let mut reader = BufReader::new(stdout);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < expected.len() && std::time::Instant::now() < deadline {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        seen.extend(tail_lines(line.as_bytes()));
+    }
+    assert_eq!(
+        support::counts(seen.iter().map(|(k, d, _, _)| (k.clone(), d.clone()))),
+        support::counts(expected)
+    );
+    // Ctrl-C: a clean stop.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()?
+        .success());
+    let status = child.wait()?;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "kpl tail --follow after SIGINT: {status:?}"
     );
     Ok(())
 }
