@@ -1,12 +1,12 @@
 //! `kpl encode`: NDJSON user records in, the Kinesis records KPL would put out.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use kpl_codec::{Aggregator, AggregatorConfig, InputRecord};
 
 use crate::args::EncodeArgs;
 use crate::error::{CliError, Stop};
-use crate::input::parse_user_record_line;
+use crate::input::{open_lines, parse_user_record_line};
 use crate::output::{write_line, EncodedLine};
 
 /// The aggregator limits the arguments ask for (KPL's defaults for those not given).
@@ -24,14 +24,7 @@ pub fn config(args: &EncodeArgs) -> AggregatorConfig {
 pub fn run(args: &EncodeArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), Stop> {
     let mut aggregator =
         Aggregator::new(config(args)).map_err(|e| CliError::input(format!("bad limits: {e}")))?;
-    let mut reader: Box<dyn BufRead + '_> = match args.file.as_deref() {
-        Some(path) if path.as_os_str() != "-" => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-            Box::new(BufReader::new(file))
-        }
-        _ => Box::new(BufReader::new(stdin)),
-    };
+    let mut reader = open_lines(args.file.as_deref(), stdin)?;
     let mut line = Vec::new();
     let mut line_number = 0usize;
     loop {

@@ -40,6 +40,21 @@ impl KinesisInput {
     }
 }
 
+/// `file` to read line by line, or `stdin` when `file` is absent or `-`.
+pub fn open_lines<'a>(
+    file: Option<&Path>,
+    stdin: &'a mut dyn Read,
+) -> Result<Box<dyn std::io::BufRead + 'a>, CliError> {
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+            Ok(Box::new(std::io::BufReader::new(file)))
+        }
+        _ => Ok(Box::new(std::io::BufReader::new(stdin))),
+    }
+}
+
 /// Reads the whole of `file`, or of `stdin` when `file` is absent or `-`.
 pub fn read_all(file: Option<&Path>, stdin: &mut dyn Read) -> Result<Vec<u8>, CliError> {
     let mut bytes = Vec::new();

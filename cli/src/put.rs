@@ -2,7 +2,7 @@
 //! kpl-kinesis sink, then a summary.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use kpl_kinesis::sink::{Config, Outcome, PendingOutcome, Sink, SinkError, Stats, UserRecord};
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::args::PutArgs;
 use crate::error::{CliError, Stop, EXIT_DEFECT};
-use crate::input::parse_user_record_line;
+use crate::input::{open_lines, parse_user_record_line};
 
 /// Failures listed one by one in the summary; the rest are counted.
 const LISTED_FAILURES: usize = 20;
@@ -115,14 +115,7 @@ pub fn run(args: &PutArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<
         .enable_all()
         .build()
         .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))?;
-    let mut reader: Box<dyn BufRead + '_> = match args.file.as_deref() {
-        Some(path) if path.as_os_str() != "-" => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-            Box::new(BufReader::new(file))
-        }
-        _ => Box::new(BufReader::new(stdin)),
-    };
+    let mut reader = open_lines(args.file.as_deref(), stdin)?;
     let summary = runtime.block_on(put_all(args, config, &mut *reader))?;
     summary.write(out)?;
     if summary.failures.is_empty() {

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::ScalingType;
-use kpl_kinesis::sink::{Config, FailureReason, Outcome, PendingOutcome, Sink, UserRecord};
+use kpl_kinesis::sink::{Config, FailureReason, Outcome, UserRecord};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
@@ -51,37 +51,7 @@ fn record(run: &str, i: u32) -> UserRecord {
     }
 }
 
-/// kinesis-mock on two busy cores can take seconds to store a 5 MiB PutRecords; a
-/// timed-out request that was stored anyway is sent again (at-least-once), which these
 /// exact-count tests must not see: give requests a minute.
-fn patient() -> Config {
-    Config {
-        request_timeout: 60_000,
-        record_ttl: 300_000,
-        ..Config::default()
-    }
-}
-
-async fn sink_for(stream: &str, config: Config) -> Result<Sink, Failed> {
-    Ok(Sink::builder()
-        .stream_name(stream)
-        .sdk_config(support::sdk_config())
-        .config(config)
-        .build()
-        .await?)
-}
-
-async fn all_succeed(pending: Vec<PendingOutcome>) -> Result<(), Failed> {
-    for p in pending {
-        let id = p.id();
-        match p.await {
-            Outcome::Success(_) => {}
-            Outcome::Failure(f) => return Err(format!("record {id:?} failed: {f}").into()),
-        }
-    }
-    Ok(())
-}
-
 async fn hundred_thousand_records_four_shards() -> Result<(), Failed> {
     const N: u32 = 100_000;
     let admin = support::admin();
@@ -90,9 +60,9 @@ async fn hundred_thousand_records_four_shards() -> Result<(), Failed> {
     // one by one.
     let config = Config {
         record_max_buffered_time: 500,
-        ..patient()
+        ..support::patient_config()
     };
-    let sink = sink_for("sink-100k", config).await?;
+    let sink = support::sink_for("sink-100k", config).await?;
     let started = std::time::Instant::now();
     let mut pending = Vec::with_capacity(N as usize);
     let mut expected = Vec::with_capacity(N as usize);
@@ -102,7 +72,7 @@ async fn hundred_thousand_records_four_shards() -> Result<(), Failed> {
         pending.push(sink.put(r).await?);
     }
     sink.flush().await;
-    all_succeed(pending).await?;
+    support::all_stored(pending).await?;
     let elapsed = started.elapsed();
     let stats = sink.stats();
     sink.shutdown(Duration::from_secs(10)).await;
@@ -143,9 +113,9 @@ async fn reshard_mid_run() -> Result<(), Failed> {
     // original shards, when the stream goes to four.
     let config = Config {
         record_max_buffered_time: 2_000,
-        ..patient()
+        ..support::patient_config()
     };
-    let sink = sink_for("sink-reshard", config).await?;
+    let sink = support::sink_for("sink-reshard", config).await?;
     // Aggregates must be built for the two original shards: wait for the sink's first map.
     assert!(sink.wait_for_shard_map(Duration::from_secs(30)).await);
     let mut pending = Vec::new();
@@ -167,7 +137,7 @@ async fn reshard_mid_run() -> Result<(), Failed> {
         pending.push(sink.put(r).await?);
     }
     sink.flush().await;
-    all_succeed(pending).await?;
+    support::all_stored(pending).await?;
     let stats = sink.stats();
     sink.shutdown(Duration::from_secs(10)).await;
 
@@ -220,9 +190,9 @@ async fn oversized_record_fails_alone() -> Result<(), Failed> {
     // The sink is told the stream takes 2 MiB records; kinesis-mock's stream takes 1 MiB.
     let config = Config {
         max_record_size: 2 * 1024 * 1024,
-        ..patient()
+        ..support::patient_config()
     };
-    let sink = sink_for("sink-oversized", config).await?;
+    let sink = support::sink_for("sink-oversized", config).await?;
     let small1 = sink
         .put(UserRecord::new("k1", b"small one".to_vec()))
         .await?;

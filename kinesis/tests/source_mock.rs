@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType};
-use kpl_kinesis::sink::{Config, Outcome, Sink, UserRecord};
+use kpl_kinesis::sink::UserRecord;
 use kpl_kinesis::source::{
     CheckpointStore, FileCheckpoints, ShardPosition, Source, SourceConfig, SourceRecord,
 };
@@ -50,28 +50,13 @@ fn record(run: &str, i: u32) -> UserRecord {
 
 /// Puts records through the sink and waits until every one is stored.
 async fn produce(stream: &str, records: Vec<UserRecord>) -> Result<(), Failed> {
-    let config = Config {
-        request_timeout: 60_000,
-        record_ttl: 300_000,
-        ..Config::default()
-    };
-    let sink = Sink::builder()
-        .stream_name(stream)
-        .sdk_config(support::sdk_config())
-        .config(config)
-        .build()
-        .await?;
-    assert!(sink.wait_for_shard_map(Duration::from_secs(30)).await);
+    let sink = support::sink_for(stream, support::patient_config()).await?;
     let mut pending = Vec::new();
     for r in records {
         pending.push(sink.put(r).await?);
     }
     sink.flush().await;
-    for p in pending {
-        if let Outcome::Failure(f) = p.await {
-            return Err(format!("put failed: {f}").into());
-        }
-    }
+    support::all_stored(pending).await?;
     sink.shutdown(Duration::from_secs(10)).await;
     Ok(())
 }

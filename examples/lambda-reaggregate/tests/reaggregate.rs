@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::primitives::Blob;
 use base64::Engine as _;
 use kpl_kinesis::lambda::{user_records, KinesisEvent};
-use kpl_kinesis::sink::{Config, Outcome, PendingOutcome, Sink, UserRecord};
+use kpl_kinesis::sink::{Config, UserRecord};
 use lambda_reaggregate::{envelope, handle};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::json;
@@ -39,39 +39,7 @@ fn main() {
     conclusion.exit();
 }
 
-/// Long request timeouts: a timed-out request that was stored anyway would be sent again,
 /// which exact-count assertions must not see.
-fn patient() -> Config {
-    Config {
-        request_timeout: 60_000,
-        record_ttl: 300_000,
-        ..Config::default()
-    }
-}
-
-async fn sink_for(stream: &str, config: Config) -> Result<Sink, Failed> {
-    let sink = Sink::builder()
-        .stream_name(stream)
-        .sdk_config(support::sdk_config())
-        .config(config)
-        .build()
-        .await?;
-    // Aggregate per shard from the first record on.
-    if !sink.wait_for_shard_map(Duration::from_secs(30)).await {
-        return Err("the sink got no shard map in 30 s".into());
-    }
-    Ok(sink)
-}
-
-async fn all_succeed(pending: Vec<PendingOutcome>) -> Result<(), Failed> {
-    for p in pending {
-        if let Outcome::Failure(f) = p.await {
-            return Err(format!("source put failed: {f}").into());
-        }
-    }
-    Ok(())
-}
-
 /// The source stream read back as Lambda would deliver it: one `KinesisEvent` per shard,
 /// built in Lambda's JSON shape and parsed with `aws_lambda_events`.
 async fn lambda_events(stream: &str) -> Result<Vec<KinesisEvent>, Failed> {
@@ -121,7 +89,7 @@ async fn every_record_once() -> Result<(), Failed> {
     support::create_stream(&admin, "lambda-dst", 3).await;
 
     // The source: aggregates from the sink, plus two plain records put directly.
-    let source = sink_for("lambda-src", patient()).await?;
+    let source = support::sink_for("lambda-src", support::patient_config()).await?;
     let mut pending = Vec::new();
     let mut put = Vec::new();
     for i in 0..N {
@@ -134,7 +102,7 @@ async fn every_record_once() -> Result<(), Failed> {
         pending.push(source.put(r).await?);
     }
     source.flush().await;
-    all_succeed(pending).await?;
+    support::all_stored(pending).await?;
     source.shutdown(Duration::from_secs(10)).await;
     for i in 0..2 {
         let (key, data) = (format!("plain-{i}"), format!("plain record {i}"));
@@ -169,7 +137,7 @@ async fn every_record_once() -> Result<(), Failed> {
     let want = support::counts(expected(&events, envelope));
     assert_eq!(want.len(), put.len(), "envelopes are unique");
 
-    let destination = sink_for("lambda-dst", patient()).await?;
+    let destination = support::sink_for("lambda-dst", support::patient_config()).await?;
     for event in events {
         let response = handle(event, &destination, envelope).await;
         assert_eq!(
@@ -213,7 +181,7 @@ async fn failed_put_reported() -> Result<(), Failed> {
     support::create_stream(&admin, "lambda-dst-fail", 1).await;
 
     // Two aggregates in the source: the second holds the record that will fail.
-    let source = sink_for("lambda-src-fail", patient()).await?;
+    let source = support::sink_for("lambda-src-fail", support::patient_config()).await?;
     for batch in 0..2 {
         let mut pending = Vec::new();
         for i in 0..10 {
@@ -225,7 +193,7 @@ async fn failed_put_reported() -> Result<(), Failed> {
             pending.push(source.put(UserRecord::new(format!("k{i}"), data)).await?);
         }
         source.flush().await;
-        all_succeed(pending).await?;
+        support::all_stored(pending).await?;
     }
     source.shutdown(Duration::from_secs(10)).await;
 
@@ -263,9 +231,9 @@ async fn failed_put_reported() -> Result<(), Failed> {
     assert_eq!(want.len(), 19);
     let config = Config {
         max_record_size: 2 * 1024 * 1024,
-        ..patient()
+        ..support::patient_config()
     };
-    let destination = sink_for("lambda-dst-fail", config).await?;
+    let destination = support::sink_for("lambda-dst-fail", config).await?;
     let response = handle(event, &destination, transform).await;
     destination.shutdown(Duration::from_secs(10)).await;
     assert_eq!(
@@ -283,14 +251,14 @@ async fn binary_runs_once() -> Result<(), Failed> {
     let admin = support::admin();
     support::create_stream(&admin, "lambda-src-bin", 1).await;
     support::create_stream(&admin, "lambda-dst-bin", 2).await;
-    let source = sink_for("lambda-src-bin", patient()).await?;
+    let source = support::sink_for("lambda-src-bin", support::patient_config()).await?;
     let mut pending = Vec::new();
     for i in 0..50 {
         let r = UserRecord::new(format!("k{}", i % 7), format!("line {i}"));
         pending.push(source.put(r).await?);
     }
     source.flush().await;
-    all_succeed(pending).await?;
+    support::all_stored(pending).await?;
     source.shutdown(Duration::from_secs(10)).await;
     let mut events = lambda_events("lambda-src-bin").await?;
     let event = events.remove(0);

@@ -326,3 +326,45 @@ pub fn counts(
     }
     m
 }
+
+/// Sink settings for these tests: kinesis-mock on two busy cores can take seconds to store
+/// a 5 MiB PutRecords, and a timed-out request that was stored anyway is sent again
+/// (at-least-once), which exact-count tests must not see: requests get a minute.
+pub fn patient_config() -> kpl_kinesis::sink::Config {
+    kpl_kinesis::sink::Config {
+        request_timeout: 60_000,
+        record_ttl: 300_000,
+        ..kpl_kinesis::sink::Config::default()
+    }
+}
+
+/// A sink on the mock that has its shard map, so it aggregates per shard from the first
+/// record on.
+pub async fn sink_for(
+    stream: &str,
+    config: kpl_kinesis::sink::Config,
+) -> Result<kpl_kinesis::sink::Sink, libtest_mimic::Failed> {
+    let sink = kpl_kinesis::sink::Sink::builder()
+        .stream_name(stream)
+        .sdk_config(sdk_config())
+        .config(config)
+        .build()
+        .await?;
+    if !sink.wait_for_shard_map(Duration::from_secs(30)).await {
+        return Err("the sink got no shard map in 30 s".into());
+    }
+    Ok(sink)
+}
+
+/// Awaits every outcome; the first failure fails the test.
+pub async fn all_stored(
+    pending: Vec<kpl_kinesis::sink::PendingOutcome>,
+) -> Result<(), libtest_mimic::Failed> {
+    for p in pending {
+        let id = p.id();
+        if let kpl_kinesis::sink::Outcome::Failure(f) = p.await {
+            return Err(format!("record {id:?} failed: {f}").into());
+        }
+    }
+    Ok(())
+}
