@@ -213,7 +213,7 @@ pub struct ConformanceArgs {
     /// of this source tree).
     #[arg(long, value_name = "DIR")]
     pub expectations: Option<std::path::PathBuf>,
-    /// Record every decode answer instead of checking: writes DIR/<NAME>.json per decoding
+    /// Record every decode answer instead of checking: writes `DIR/NAME.json` per decoding
     /// adapter and DIR/kpl-codec.json for the built-in policies.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["bench", "report"])]
     pub capture_decoders: Option<std::path::PathBuf>,

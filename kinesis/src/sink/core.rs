@@ -186,7 +186,10 @@ struct Parked {
     sequence_number: Arc<str>,
 }
 
-/// The sink state machine. See the [module docs](self).
+/// The sink state machine. Pipeline, as in KPL: `put` → per-shard aggregator (flushed when
+/// full or at the oldest record's deadline) → per-shard rate limiter → collector (PutRecords
+/// batches, sent when full or at the oldest deadline) → in flight → outcome, or retry with
+/// backoff, or re-send after a reshard. Every accepted user record gets exactly one outcome.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
