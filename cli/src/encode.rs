@@ -1,12 +1,12 @@
 //! `kpl encode`: NDJSON user records in, the Kinesis records KPL would put out.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 
 use kpl_codec::{Aggregator, AggregatorConfig, InputRecord};
 
 use crate::args::EncodeArgs;
 use crate::error::{CliError, Stop};
-use crate::input::{open_lines, parse_user_record_line};
+use crate::input::{parse_user_record_line, NumberedLines};
 use crate::output::{write_line, EncodedLine};
 
 /// The aggregator limits the arguments ask for (KPL's defaults for those not given).
@@ -24,19 +24,8 @@ pub fn config(args: &EncodeArgs) -> AggregatorConfig {
 pub fn run(args: &EncodeArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), Stop> {
     let mut aggregator =
         Aggregator::new(config(args)).map_err(|e| CliError::input(format!("bad limits: {e}")))?;
-    let mut reader = open_lines(args.file.as_deref(), stdin)?;
-    let mut line = Vec::new();
-    let mut line_number = 0usize;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| CliError::input(format!("cannot read the input: {e}")))?;
-        if read == 0 {
-            break;
-        }
-        line_number += 1;
-        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+    let mut lines = NumberedLines::open(args.file.as_deref(), stdin)?;
+    while let Some((line_number, content)) = lines.next_line()? {
         let Some(user) = parse_user_record_line(content, line_number)? else {
             continue;
         };

@@ -41,7 +41,7 @@ impl KinesisInput {
 }
 
 /// `file` to read line by line, or `stdin` when `file` is absent or `-`.
-pub fn open_lines<'a>(
+fn open_lines<'a>(
     file: Option<&Path>,
     stdin: &'a mut dyn Read,
 ) -> Result<Box<dyn std::io::BufRead + 'a>, CliError> {
@@ -52,6 +52,39 @@ pub fn open_lines<'a>(
             Ok(Box::new(std::io::BufReader::new(file)))
         }
         _ => Ok(Box::new(std::io::BufReader::new(stdin))),
+    }
+}
+
+/// An input read line by line, each line numbered from 1 and without its `\n`.
+pub struct NumberedLines<'a> {
+    reader: Box<dyn std::io::BufRead + 'a>,
+    line: Vec<u8>,
+    number: usize,
+}
+
+impl<'a> NumberedLines<'a> {
+    /// `file`, or `stdin` when `file` is absent or `-`.
+    pub fn open(file: Option<&Path>, stdin: &'a mut dyn Read) -> Result<Self, CliError> {
+        Ok(NumberedLines {
+            reader: open_lines(file, stdin)?,
+            line: Vec::new(),
+            number: 0,
+        })
+    }
+
+    /// The next line and its number, `None` at the end.
+    pub fn next_line(&mut self) -> Result<Option<(usize, &[u8])>, CliError> {
+        self.line.clear();
+        let read = self
+            .reader
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| CliError::input(format!("cannot read the input: {e}")))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let content = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+        Ok(Some((self.number, content)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! kpl-kinesis sink, then a summary.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use kpl_kinesis::sink::{Config, Outcome, PendingOutcome, Sink, SinkError, Stats, UserRecord};
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::args::PutArgs;
 use crate::error::{CliError, Stop, EXIT_DEFECT};
-use crate::input::{open_lines, parse_user_record_line};
+use crate::input::{parse_user_record_line, NumberedLines};
 
 /// Failures listed one by one in the summary; the rest are counted.
 const LISTED_FAILURES: usize = 20;
@@ -115,8 +115,8 @@ pub fn run(args: &PutArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<
         .enable_all()
         .build()
         .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))?;
-    let mut reader = open_lines(args.file.as_deref(), stdin)?;
-    let summary = runtime.block_on(put_all(args, config, &mut *reader))?;
+    let mut lines = NumberedLines::open(args.file.as_deref(), stdin)?;
+    let summary = runtime.block_on(put_all(args, config, &mut lines))?;
     summary.write(out)?;
     if summary.failures.is_empty() {
         Ok(())
@@ -238,7 +238,7 @@ impl Progress {
 async fn put_all(
     args: &PutArgs,
     config: Config,
-    reader: &mut dyn BufRead,
+    lines: &mut NumberedLines<'_>,
 ) -> Result<Summary, CliError> {
     let mut builder = Sink::builder().config(config);
     builder = if args.target.stream.starts_with("arn:") {
@@ -266,18 +266,7 @@ async fn put_all(
     let mut pending: Vec<(usize, PendingOutcome)> = Vec::new();
     let mut failures: Vec<(usize, String)> = Vec::new();
     let (mut records, mut bytes) = (0usize, 0usize);
-    let mut line = Vec::new();
-    let mut line_number = 0usize;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| CliError::input(format!("cannot read the input: {e}")))?;
-        if read == 0 {
-            break;
-        }
-        line_number += 1;
-        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+    while let Some((line_number, content)) = lines.next_line()? {
         let record = match parse_line(args, content, line_number, &mut keys)? {
             Line::Blank => continue,
             Line::Refused(reason) => {
