@@ -15,26 +15,18 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import software.amazon.kinesis.retrieval.AggregatorUtil;
 import software.amazon.kinesis.retrieval.KinesisClientRecord;
 
-import java.io.BufferedReader;
-import java.io.BufferedWriter;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.io.OutputStreamWriter;
-import java.io.Writer;
 import java.math.BigInteger;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Paths;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collections;
 import java.util.List;
-import java.util.Properties;
+import java.util.Map;
 
 public final class KclAdapter {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = AdapterProtocol.JSON;
     private static final AggregatorUtil AGGREGATOR_UTIL = new AggregatorUtil();
     // A realistic Kinesis sequence number and arrival time for the record handed to KCL.
     private static final String SEQUENCE_NUMBER =
@@ -42,21 +34,6 @@ public final class KclAdapter {
     private static final Instant ARRIVAL = Instant.parse("2018-12-17T22:10:50.987Z");
 
     private KclAdapter() {}
-
-    /** Version of a Maven artifact on the classpath, from the pom.properties its jar carries. */
-    private static String mavenVersion(String group, String artifact) {
-        String path = "META-INF/maven/" + group + "/" + artifact + "/pom.properties";
-        try (InputStream in = KclAdapter.class.getClassLoader().getResourceAsStream(path)) {
-            if (in == null) {
-                return "?";
-            }
-            Properties p = new Properties();
-            p.load(in);
-            return p.getProperty("version", "?");
-        } catch (Exception e) {
-            return "?";
-        }
-    }
 
     /** protobuf-java's version: its jar has no pom.properties, but 4.x has RuntimeVersion. */
     private static String protobufVersion() {
@@ -71,23 +48,6 @@ public final class KclAdapter {
             String v = p == null ? null : p.getImplementationVersion();
             return v == null ? "?" : v;
         }
-    }
-
-    private static String oneLine(Throwable e) {
-        String msg = e.getClass().getName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
-        return msg.replace('\r', ' ').replace('\n', ' ');
-    }
-
-    private static ObjectNode error(String message) {
-        ObjectNode o = JSON.createObjectNode();
-        o.put("ok", false);
-        o.put("error", message);
-        return o;
-    }
-
-    private static String text(JsonNode req, String field) {
-        JsonNode n = req.get(field);
-        return n == null || n.isNull() ? null : n.asText();
     }
 
     /** The record KCL's retrieval would build from a GetRecords result. */
@@ -115,7 +75,7 @@ public final class KclAdapter {
         ObjectNode o = JSON.createObjectNode();
         o.put("ok", true);
         o.put("name", "amazon-kinesis-client");
-        o.put("version", mavenVersion("software.amazon.kinesis", "amazon-kinesis-client"));
+        o.put("version", AdapterProtocol.mavenVersion("software.amazon.kinesis", "amazon-kinesis-client"));
         o.put("language", "java");
         o.put("encode", false);
         o.put("decode", true);
@@ -125,8 +85,8 @@ public final class KclAdapter {
         o.put("verify_md5_optional", false);
         ObjectNode deps = o.putObject("deps");
         deps.put("protobuf-java", protobufVersion());
-        deps.put("jackson-databind", mavenVersion("com.fasterxml.jackson.core", "jackson-databind"));
-        deps.put("jaxb-api", mavenVersion("javax.xml.bind", "jaxb-api")); // "?" when left out
+        deps.put("jackson-databind", AdapterProtocol.mavenVersion("com.fasterxml.jackson.core", "jackson-databind"));
+        deps.put("jaxb-api", AdapterProtocol.mavenVersion("javax.xml.bind", "jaxb-api")); // "?" when left out
         deps.put("java", System.getProperty("java.version"));
         return o;
     }
@@ -134,17 +94,17 @@ public final class KclAdapter {
     private static ObjectNode decode(JsonNode req) {
         JsonNode md5 = req.get("verify_md5");
         if (md5 != null && !md5.isNull() && !md5.asBoolean(true)) {
-            return error("KCL always verifies MD5");
+            return AdapterProtocol.error("KCL always verifies MD5");
         }
-        String policy = text(req, "policy");
+        String policy = AdapterProtocol.text(req, "policy");
         if (policy != null && !policy.equals("kcl")) {
-            return error("unsupported policy " + policy + " (only kcl)");
+            return AdapterProtocol.error("unsupported policy " + policy + " (only kcl)");
         }
-        byte[] data = Base64.getDecoder().decode(text(req, "data") == null ? "" : text(req, "data"));
-        String pk = text(req, "partition_key");
-        if (pk == null && text(req, "partition_key_b64") != null) {
+        byte[] data = Base64.getDecoder().decode(AdapterProtocol.text(req, "data") == null ? "" : AdapterProtocol.text(req, "data"));
+        String pk = AdapterProtocol.text(req, "partition_key");
+        if (pk == null && AdapterProtocol.text(req, "partition_key_b64") != null) {
             // KinesisClientRecord carries the key as a String: the lossy UTF-8 form.
-            pk = new String(Base64.getDecoder().decode(text(req, "partition_key_b64")),
+            pk = new String(Base64.getDecoder().decode(AdapterProtocol.text(req, "partition_key_b64")),
                     StandardCharsets.UTF_8);
         }
         List<KinesisClientRecord> in = Collections.singletonList(kinesisRecord(data, pk));
@@ -174,22 +134,10 @@ public final class KclAdapter {
     private static ObjectNode bench(JsonNode req) throws Exception {
         // Untimed: load the corpus and build, for every iteration, the records KCL is handed
         // (fresh KinesisClientRecords over shared byte arrays, so no buffer is reused).
-        List<byte[]> datas = new ArrayList<>();
-        List<String> keys = new ArrayList<>();
-        try (BufferedReader r = Files.newBufferedReader(Paths.get(text(req, "file")),
-                StandardCharsets.UTF_8)) {
-            for (String line; (line = r.readLine()) != null; ) {
-                if (line.isBlank()) {
-                    continue;
-                }
-                JsonNode rec = JSON.readTree(line);
-                datas.add(Base64.getDecoder().decode(text(rec, "data")));
-                String pk = text(rec, "partition_key");
-                keys.add(pk == null ? "a" : pk);
-            }
-        }
-        JsonNode it = req.get("iterations");
-        int iterations = it == null || it.isNull() ? 1 : it.asInt(1);
+        AdapterProtocol.Corpus corpus = AdapterProtocol.corpus(req);
+        List<byte[]> datas = corpus.datas;
+        List<String> keys = corpus.keys;
+        int iterations = corpus.iterations;
         List<List<KinesisClientRecord>> inputs = new ArrayList<>(iterations * datas.size());
         for (int i = 0; i < iterations; i++) {
             for (int j = 0; j < datas.size(); j++) {
@@ -205,42 +153,13 @@ public final class KclAdapter {
                 bytes += u.data().remaining();
             }
         }
-        long t1 = System.nanoTime();
-        ObjectNode o = JSON.createObjectNode();
-        o.put("ok", true);
-        o.put("seconds", (t1 - t0) / 1e9);
-        o.put("user_records", users);
-        o.put("user_bytes", bytes);
-        return o;
+        return AdapterProtocol.benchAnswer(System.nanoTime() - t0, users, bytes);
     }
 
     public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        Writer out = new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8));
-        for (String line; (line = in.readLine()) != null; ) {
-            if (line.isBlank()) {
-                continue;
-            }
-            ObjectNode answer;
-            try {
-                JsonNode req = JSON.readTree(line);
-                String op = text(req, "op");
-                if ("hello".equals(op)) {
-                    answer = hello(req);
-                } else if ("decode".equals(op)) {
-                    answer = decode(req);
-                } else if ("bench".equals(op)) {
-                    answer = bench(req);
-                } else {
-                    answer = error("unsupported op " + op);
-                }
-            } catch (Throwable e) { // KCL threw: an error is a result
-                e.printStackTrace(); // stderr, kept by the runner for diagnosis
-                answer = error(oneLine(e));
-            }
-            out.write(JSON.writeValueAsString(answer));
-            out.write('\n');
-            out.flush();
-        }
+        AdapterProtocol.serve(Map.of(
+                "hello", req -> hello(req),
+                "decode", req -> decode(req),
+                "bench", req -> bench(req)));
     }
 }

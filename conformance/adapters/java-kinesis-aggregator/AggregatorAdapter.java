@@ -22,24 +22,16 @@ import com.amazonaws.services.kinesis.clientlibrary.types.UserRecord;
 import com.amazonaws.services.kinesis.model.PutRecordsRequestEntry;
 import com.amazonaws.services.lambda.runtime.events.KinesisEvent;
 
-import java.io.BufferedReader;
-import java.io.BufferedWriter;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.io.OutputStreamWriter;
-import java.io.Writer;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Date;
 import java.util.List;
-import java.util.Properties;
+import java.util.Map;
 
 public final class AggregatorAdapter {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = AdapterProtocol.JSON;
     // A realistic Kinesis sequence number and arrival time for the record handed over, as a
     // Lambda Kinesis event would carry them.
     private static final String SEQUENCE_NUMBER =
@@ -48,43 +40,11 @@ public final class AggregatorAdapter {
 
     private AggregatorAdapter() {}
 
-    /** Version of a Maven artifact on the classpath, from the pom.properties its jar carries. */
-    private static String mavenVersion(String group, String artifact) {
-        String path = "META-INF/maven/" + group + "/" + artifact + "/pom.properties";
-        try (InputStream in = AggregatorAdapter.class.getClassLoader().getResourceAsStream(path)) {
-            if (in == null) {
-                return "?";
-            }
-            Properties p = new Properties();
-            p.load(in);
-            return p.getProperty("version", "?");
-        } catch (Exception e) {
-            return "?";
-        }
-    }
-
-    private static String oneLine(Throwable e) {
-        String msg = e.getClass().getName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
-        return msg.replace('\r', ' ').replace('\n', ' ');
-    }
-
-    private static ObjectNode error(String message) {
-        ObjectNode o = JSON.createObjectNode();
-        o.put("ok", false);
-        o.put("error", message);
-        return o;
-    }
-
-    private static String text(JsonNode req, String field) {
-        JsonNode n = req.get(field);
-        return n == null || n.isNull() ? null : n.asText();
-    }
-
     /** A request's partition key as a Java String (the lossy UTF-8 form of a _b64 key). */
     private static String partitionKey(JsonNode obj) {
-        String pk = text(obj, "partition_key");
-        if (pk == null && text(obj, "partition_key_b64") != null) {
-            pk = new String(Base64.getDecoder().decode(text(obj, "partition_key_b64")),
+        String pk = AdapterProtocol.text(obj, "partition_key");
+        if (pk == null && AdapterProtocol.text(obj, "partition_key_b64") != null) {
+            pk = new String(Base64.getDecoder().decode(AdapterProtocol.text(obj, "partition_key_b64")),
                     StandardCharsets.UTF_8);
         }
         return pk;
@@ -120,7 +80,7 @@ public final class AggregatorAdapter {
         ObjectNode o = JSON.createObjectNode();
         o.put("ok", true);
         o.put("name", "amazon-kinesis-aggregator");
-        o.put("version", mavenVersion("com.amazonaws", "amazon-kinesis-aggregator"));
+        o.put("version", AdapterProtocol.mavenVersion("com.amazonaws", "amazon-kinesis-aggregator"));
         o.put("language", "java");
         o.put("encode", true);
         o.put("decode", true);
@@ -131,13 +91,13 @@ public final class AggregatorAdapter {
         o.put("limits", false); // no setting: a fixed 1 MiB per Kinesis record
         ObjectNode deps = o.putObject("deps");
         deps.put("amazon-kinesis-deaggregator",
-                mavenVersion("com.amazonaws", "amazon-kinesis-deaggregator"));
-        deps.put("amazon-kinesis-client", mavenVersion("com.amazonaws", "amazon-kinesis-client"));
-        deps.put("aws-lambda-java-events", mavenVersion("com.amazonaws", "aws-lambda-java-events"));
-        deps.put("aws-java-sdk-kinesis", mavenVersion("com.amazonaws", "aws-java-sdk-kinesis"));
-        deps.put("protobuf-java", mavenVersion("com.google.protobuf", "protobuf-java"));
-        deps.put("jackson-databind", mavenVersion("com.fasterxml.jackson.core", "jackson-databind"));
-        deps.put("jaxb-api", mavenVersion("javax.xml.bind", "jaxb-api")); // "?" when left out
+                AdapterProtocol.mavenVersion("com.amazonaws", "amazon-kinesis-deaggregator"));
+        deps.put("amazon-kinesis-client", AdapterProtocol.mavenVersion("com.amazonaws", "amazon-kinesis-client"));
+        deps.put("aws-lambda-java-events", AdapterProtocol.mavenVersion("com.amazonaws", "aws-lambda-java-events"));
+        deps.put("aws-java-sdk-kinesis", AdapterProtocol.mavenVersion("com.amazonaws", "aws-java-sdk-kinesis"));
+        deps.put("protobuf-java", AdapterProtocol.mavenVersion("com.google.protobuf", "protobuf-java"));
+        deps.put("jackson-databind", AdapterProtocol.mavenVersion("com.fasterxml.jackson.core", "jackson-databind"));
+        deps.put("jaxb-api", AdapterProtocol.mavenVersion("javax.xml.bind", "jaxb-api")); // "?" when left out
         deps.put("java", System.getProperty("java.version"));
         return o;
     }
@@ -158,15 +118,15 @@ public final class AggregatorAdapter {
         if (records != null) {
             for (JsonNode rec : records) {
                 String pk = partitionKey(rec);
-                String ehk = text(rec, "explicit_hash_key");
-                byte[] data = Base64.getDecoder().decode(text(rec, "data") == null ? "" : text(rec, "data"));
+                String ehk = AdapterProtocol.text(rec, "explicit_hash_key");
+                byte[] data = Base64.getDecoder().decode(AdapterProtocol.text(rec, "data") == null ? "" : AdapterProtocol.text(rec, "data"));
                 try {
                     AggRecord full = aggregator.addUserRecord(pk, ehk, data);
                     if (full != null) {
                         addEntry(krs, full);
                     }
                 } catch (Exception e) {
-                    ObjectNode o = error("record " + i + ": " + oneLine(e));
+                    ObjectNode o = AdapterProtocol.error("record " + i + ": " + AdapterProtocol.oneLine(e));
                     o.set("kinesis_records_before_error", krs);
                     return o;
                 }
@@ -186,13 +146,13 @@ public final class AggregatorAdapter {
     private static ObjectNode decode(JsonNode req) {
         JsonNode md5 = req.get("verify_md5");
         if (md5 != null && !md5.isNull() && !md5.asBoolean(true)) {
-            return error("the deaggregator always verifies MD5");
+            return AdapterProtocol.error("the deaggregator always verifies MD5");
         }
-        String policy = text(req, "policy");
+        String policy = AdapterProtocol.text(req, "policy");
         if (policy != null && !policy.equals("native")) {
-            return error("unsupported policy " + policy + " (only native)");
+            return AdapterProtocol.error("unsupported policy " + policy + " (only native)");
         }
-        byte[] data = Base64.getDecoder().decode(text(req, "data") == null ? "" : text(req, "data"));
+        byte[] data = Base64.getDecoder().decode(AdapterProtocol.text(req, "data") == null ? "" : AdapterProtocol.text(req, "data"));
         List<UserRecord> users = RecordDeaggregator.deaggregate(eventRecord(data, partitionKey(req)));
         ObjectNode o = JSON.createObjectNode();
         o.put("ok", true);
@@ -211,22 +171,10 @@ public final class AggregatorAdapter {
     private static ObjectNode bench(JsonNode req) throws Exception {
         // Untimed: load the corpus and build, for every iteration, the event records handed
         // to the deaggregator (fresh records over shared byte arrays, so no buffer is reused).
-        List<byte[]> datas = new ArrayList<>();
-        List<String> keys = new ArrayList<>();
-        try (BufferedReader r = Files.newBufferedReader(Paths.get(text(req, "file")),
-                StandardCharsets.UTF_8)) {
-            for (String line; (line = r.readLine()) != null; ) {
-                if (line.trim().isEmpty()) {
-                    continue;
-                }
-                JsonNode rec = JSON.readTree(line);
-                datas.add(Base64.getDecoder().decode(text(rec, "data")));
-                String pk = text(rec, "partition_key");
-                keys.add(pk == null ? "a" : pk);
-            }
-        }
-        JsonNode it = req.get("iterations");
-        int iterations = it == null || it.isNull() ? 1 : it.asInt(1);
+        AdapterProtocol.Corpus corpus = AdapterProtocol.corpus(req);
+        List<byte[]> datas = corpus.datas;
+        List<String> keys = corpus.keys;
+        int iterations = corpus.iterations;
         List<KinesisEvent.KinesisEventRecord> inputs = new ArrayList<>(iterations * datas.size());
         for (int i = 0; i < iterations; i++) {
             for (int j = 0; j < datas.size(); j++) {
@@ -242,44 +190,14 @@ public final class AggregatorAdapter {
                 bytes += u.getData().remaining();
             }
         }
-        long t1 = System.nanoTime();
-        ObjectNode o = JSON.createObjectNode();
-        o.put("ok", true);
-        o.put("seconds", (t1 - t0) / 1e9);
-        o.put("user_records", users);
-        o.put("user_bytes", bytes);
-        return o;
+        return AdapterProtocol.benchAnswer(System.nanoTime() - t0, users, bytes);
     }
 
     public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        Writer out = new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8));
-        for (String line; (line = in.readLine()) != null; ) {
-            if (line.trim().isEmpty()) {
-                continue;
-            }
-            ObjectNode answer;
-            try {
-                JsonNode req = JSON.readTree(line);
-                String op = text(req, "op");
-                if ("hello".equals(op)) {
-                    answer = hello();
-                } else if ("encode".equals(op)) {
-                    answer = encode(req);
-                } else if ("decode".equals(op)) {
-                    answer = decode(req);
-                } else if ("bench".equals(op)) {
-                    answer = bench(req);
-                } else {
-                    answer = error("unsupported op " + op);
-                }
-            } catch (Throwable e) { // the library threw: an error is a result
-                e.printStackTrace(); // stderr, kept by the runner for diagnosis
-                answer = error(oneLine(e));
-            }
-            out.write(JSON.writeValueAsString(answer));
-            out.write('\n');
-            out.flush();
-        }
+        AdapterProtocol.serve(Map.of(
+                "hello", req -> hello(),
+                "encode", req -> encode(req),
+                "decode", req -> decode(req),
+                "bench", req -> bench(req)));
     }
 }

@@ -1,4 +1,5 @@
-# Shared by the Java adapters' install.sh (sourced): compiles an adapter with Maven against
+# Shared by the Java adapters' install.sh (sourced): compiles an adapter (with
+# AdapterProtocol.java, the protocol loop every Java adapter shares) with Maven against
 # the pinned artifacts of its pom.xml and writes its classpath, unless that build is already
 # there and newer than its sources. Usage:
 #   maven_build NAME HERE DEST M2 MAIN_CLASS REQUIRED_JAR...
@@ -12,6 +13,7 @@ maven_build() {
   local class="$dest/target/classes/$main.class" cp="$dest/classpath.txt"
   _maven_build_done() {
     [ -f "$class" ] && [ -f "$cp" ] && [ "$class" -nt "$here/$main.java" ] &&
+      [ "$class" -nt "$here/../java-protocol/AdapterProtocol.java" ] &&
       [ "$cp" -nt "$here/pom.xml" ] || return 1
     local jar jars
     for jar in "$@"; do
