@@ -7,18 +7,16 @@
 package main
 
 import (
+	"kpl/conformance/adapters/go-protocol"
+
 	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
@@ -37,38 +35,6 @@ type request struct {
 	Iterations     *int    `json:"iterations"`
 }
 
-var out = bufio.NewWriter(os.Stdout)
-
-func answer(v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil { // Encode appends the newline
-		buf.Reset()
-		enc.Encode(map[string]any{"ok": false, "error": "adapter: cannot encode answer: " + oneLine(err.Error())})
-	}
-	out.Write(buf.Bytes())
-	out.Flush()
-}
-
-func oneLine(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
-}
-
-func fail(msg string) map[string]any { return map[string]any{"ok": false, "error": oneLine(msg)} }
-
-// keyField puts a key under name, or name_b64 when it is not valid UTF-8.
-func keyField(m map[string]any, name string, key *string) {
-	switch {
-	case key == nil:
-		m[name] = nil
-	case utf8.ValidString(*key):
-		m[name] = *key
-	default:
-		m[name+"_b64"] = base64.StdEncoding.EncodeToString([]byte(*key))
-	}
-}
-
 func requestKey(s, b64 *string) (string, error) {
 	if s != nil {
 		return *s, nil
@@ -80,39 +46,18 @@ func requestKey(s, b64 *string) (string, error) {
 	return "", nil
 }
 
-func moduleVersion(path string) string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == path {
-				if d.Replace != nil {
-					return d.Replace.Version
-				}
-				return d.Version
-			}
-		}
-	}
-	return "?"
-}
-
 func hello() map[string]any {
 	return map[string]any{
-		"ok": true, "name": peerModule, "version": moduleVersion(peerModule), "language": "go",
+		"ok": true, "name": peerModule, "version": protocol.ModuleVersion(peerModule), "language": "go",
 		"encode": false, "decode": true, "policies": []string{"native"}, "bench": true,
 		"shard_range": false, "verify_md5_optional": false,
 		"deps": map[string]string{
-			"github.com/aws/aws-sdk-go-v2/service/kinesis": moduleVersion("github.com/aws/aws-sdk-go-v2/service/kinesis"),
-			"github.com/golang/protobuf":                   moduleVersion("github.com/golang/protobuf"),
-			"google.golang.org/protobuf":                   moduleVersion("google.golang.org/protobuf"),
-			"go":                                           goVersion(),
+			"github.com/aws/aws-sdk-go-v2/service/kinesis": protocol.ModuleVersion("github.com/aws/aws-sdk-go-v2/service/kinesis"),
+			"github.com/golang/protobuf":                   protocol.ModuleVersion("github.com/golang/protobuf"),
+			"google.golang.org/protobuf":                   protocol.ModuleVersion("google.golang.org/protobuf"),
+			"go":                                           protocol.GoVersion(),
 		},
 	}
-}
-
-func goVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.GoVersion
-	}
-	return "?"
 }
 
 // deaggregate calls the peer on one record, turning a panic into an error that starts "panic: ".
@@ -128,17 +73,17 @@ func deaggregate(rec types.Record) (users []types.Record, err error) {
 func decode(req *request) map[string]any {
 	data, err := base64.StdEncoding.DecodeString(req.Data)
 	if err != nil {
-		return fail("adapter: bad base64 in data: " + err.Error())
+		return protocol.Fail("adapter: bad base64 in data: " + err.Error())
 	}
 	pk, err := requestKey(req.PartitionKey, req.PartitionKeyB6)
 	if err != nil {
-		return fail("adapter: bad base64 in partition_key_b64: " + err.Error())
+		return protocol.Fail("adapter: bad base64 in partition_key_b64: " + err.Error())
 	}
 	seq := "49590338271490256608559692538361571095921575989136588898"
 	in := types.Record{Data: data, PartitionKey: &pk, SequenceNumber: &seq}
 	users, err := deaggregate(in)
 	if err != nil {
-		return fail(err.Error())
+		return protocol.Fail(err.Error())
 	}
 	// The module says nothing about which records came out of an aggregate. It hands a
 	// passed-through record back as the input value itself (same PartitionKey pointer), while
@@ -154,7 +99,7 @@ func decode(req *request) map[string]any {
 			"sub_sequence_number": i,   // nor a sub-sequence number: the position
 			"aggregated":          hasMagic && u.PartitionKey != in.PartitionKey,
 		}
-		keyField(r, "partition_key", u.PartitionKey)
+		protocol.KeyField(r, "partition_key", u.PartitionKey)
 		records = append(records, r)
 	}
 	return map[string]any{"ok": true, "records": records}
@@ -163,7 +108,7 @@ func decode(req *request) map[string]any {
 func bench(req *request) map[string]any {
 	f, err := os.Open(req.File)
 	if err != nil {
-		return fail("adapter: " + err.Error())
+		return protocol.Fail("adapter: " + err.Error())
 	}
 	defer f.Close()
 	var inputs []types.Record
@@ -173,11 +118,11 @@ func bench(req *request) map[string]any {
 		if len(bytes.TrimSpace(line)) > 0 {
 			var r request
 			if err := json.Unmarshal(line, &r); err != nil {
-				return fail("adapter: bad corpus line: " + err.Error())
+				return protocol.Fail("adapter: bad corpus line: " + err.Error())
 			}
 			data, err := base64.StdEncoding.DecodeString(r.Data)
 			if err != nil {
-				return fail("adapter: bad corpus data: " + err.Error())
+				return protocol.Fail("adapter: bad corpus data: " + err.Error())
 			}
 			pk := "a"
 			if r.PartitionKey != nil {
@@ -188,7 +133,7 @@ func bench(req *request) map[string]any {
 		if err == io.EOF {
 			break
 		} else if err != nil {
-			return fail("adapter: " + err.Error())
+			return protocol.Fail("adapter: " + err.Error())
 		}
 	}
 	iterations := 1
@@ -201,7 +146,7 @@ func bench(req *request) map[string]any {
 		for _, in := range inputs {
 			users, err := deaggregate(in)
 			if err != nil {
-				return fail(err.Error())
+				return protocol.Fail(err.Error())
 			}
 			for _, u := range users {
 				n++
@@ -214,31 +159,9 @@ func bench(req *request) map[string]any {
 }
 
 func main() {
-	in := bufio.NewReaderSize(os.Stdin, 1<<20)
-	for {
-		line, err := in.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			var req request
-			if jerr := json.Unmarshal(line, &req); jerr != nil {
-				answer(fail("adapter: bad request: " + jerr.Error()))
-			} else {
-				switch req.Op {
-				case "hello":
-					answer(hello())
-				case "decode":
-					answer(decode(&req))
-				case "bench":
-					answer(bench(&req))
-				default:
-					answer(fail(fmt.Sprintf("unsupported op %q", req.Op)))
-				}
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return
-		} else if err != nil {
-			fmt.Fprintln(os.Stderr, "adapter: reading stdin:", err)
-			os.Exit(1)
-		}
-	}
+	protocol.Serve(map[string]func(*request) map[string]any{
+		"hello":  func(*request) map[string]any { return hello() },
+		"decode": decode,
+		"bench":  bench,
+	})
 }

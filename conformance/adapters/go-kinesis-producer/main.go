@@ -8,21 +8,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
+	"kpl/conformance/adapters/go-protocol"
+
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	producer "github.com/a8m/kinesis-producer"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,69 +46,16 @@ type request struct {
 	Limits  *limits      `json:"limits"`
 }
 
-var out = bufio.NewWriter(os.Stdout)
-
-func answer(v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil { // Encode appends the newline
-		buf.Reset()
-		enc.Encode(map[string]any{"ok": false, "error": "adapter: cannot encode answer: " + oneLine(err.Error())})
-	}
-	out.Write(buf.Bytes())
-	out.Flush()
-}
-
-func oneLine(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
-}
-
-func fail(msg string) map[string]any { return map[string]any{"ok": false, "error": oneLine(msg)} }
-
-// keyField puts a key under name, or name_b64 when it is not valid UTF-8.
-func keyField(m map[string]any, name string, key *string) {
-	switch {
-	case key == nil:
-		m[name] = nil
-	case utf8.ValidString(*key):
-		m[name] = *key
-	default:
-		m[name+"_b64"] = base64.StdEncoding.EncodeToString([]byte(*key))
-	}
-}
-
-func moduleVersion(path string) string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == path {
-				if d.Replace != nil {
-					return d.Replace.Version
-				}
-				return d.Version
-			}
-		}
-	}
-	return "?"
-}
-
-func goVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.GoVersion
-	}
-	return "?"
-}
-
 func hello() map[string]any {
 	return map[string]any{
-		"ok": true, "name": peerModule, "version": moduleVersion(peerModule), "language": "go",
+		"ok": true, "name": peerModule, "version": protocol.ModuleVersion(peerModule), "language": "go",
 		"encode": true, "decode": false, "policies": []string{}, "bench": false,
 		"shard_range": false, "limits": true, "limits_honoured": []string{"max_size", "max_count"},
 		"deps": map[string]string{
-			"github.com/aws/aws-sdk-go-v2":                 moduleVersion("github.com/aws/aws-sdk-go-v2"),
-			"github.com/aws/aws-sdk-go-v2/service/kinesis": moduleVersion("github.com/aws/aws-sdk-go-v2/service/kinesis"),
-			"google.golang.org/protobuf":                   moduleVersion("google.golang.org/protobuf"),
-			"go":                                           goVersion(),
+			"github.com/aws/aws-sdk-go-v2":                 protocol.ModuleVersion("github.com/aws/aws-sdk-go-v2"),
+			"github.com/aws/aws-sdk-go-v2/service/kinesis": protocol.ModuleVersion("github.com/aws/aws-sdk-go-v2/service/kinesis"),
+			"google.golang.org/protobuf":                   protocol.ModuleVersion("google.golang.org/protobuf"),
+			"go":                                           protocol.GoVersion(),
 		},
 	}
 }
@@ -149,7 +91,7 @@ func (c *capture) records() []map[string]any {
 		if e.ExplicitHashKey != nil {
 			kr["explicit_hash_key"] = *e.ExplicitHashKey
 		}
-		keyField(kr, "partition_key", e.PartitionKey)
+		protocol.KeyField(kr, "partition_key", e.PartitionKey)
 		krs = append(krs, kr)
 	}
 	return krs
@@ -179,13 +121,13 @@ func encode(req *request) map[string]any {
 		case r.PartitionKeyB64 != nil:
 			raw, err := base64.StdEncoding.DecodeString(*r.PartitionKeyB64)
 			if err != nil {
-				return fail(fmt.Sprintf("adapter: record %d: bad partition_key_b64: %v", i, err))
+				return protocol.Fail(fmt.Sprintf("adapter: record %d: bad partition_key_b64: %v", i, err))
 			}
 			pk = string(raw)
 		}
 		data, err := base64.StdEncoding.DecodeString(r.Data)
 		if err != nil {
-			return fail(fmt.Sprintf("adapter: record %d: bad base64 in data: %v", i, err))
+			return protocol.Fail(fmt.Sprintf("adapter: record %d: bad base64 in data: %v", i, err))
 		}
 		inputs = append(inputs, input{pk, data})
 	}
@@ -209,7 +151,7 @@ func encode(req *request) map[string]any {
 	}
 	p, err := newProducer(cfg)
 	if err != nil {
-		return fail(err.Error())
+		return protocol.Fail(err.Error())
 	}
 	p.Start()
 	var putErrs []string
@@ -221,36 +163,15 @@ func encode(req *request) map[string]any {
 	p.Stop() // drains the aggregator and waits for every flush
 	krs := client.records()
 	if len(putErrs) > 0 {
-		return map[string]any{"ok": false, "error": oneLine(strings.Join(putErrs, "; ")),
+		return map[string]any{"ok": false, "error": protocol.OneLine(strings.Join(putErrs, "; ")),
 			"kinesis_records_before_error": krs}
 	}
 	return map[string]any{"ok": true, "kinesis_records": krs}
 }
 
 func main() {
-	in := bufio.NewReaderSize(os.Stdin, 1<<20)
-	for {
-		line, err := in.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			var req request
-			if jerr := json.Unmarshal(line, &req); jerr != nil {
-				answer(fail("adapter: bad request: " + jerr.Error()))
-			} else {
-				switch req.Op {
-				case "hello":
-					answer(hello())
-				case "encode":
-					answer(encode(&req))
-				default:
-					answer(fail(fmt.Sprintf("unsupported op %q", req.Op)))
-				}
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return
-		} else if err != nil {
-			fmt.Fprintln(os.Stderr, "adapter: reading stdin:", err)
-			os.Exit(1)
-		}
-	}
+	protocol.Serve(map[string]func(*request) map[string]any{
+		"hello":  func(*request) map[string]any { return hello() },
+		"encode": encode,
+	})
 }

@@ -1,0 +1,3 @@
+module kpl/conformance/adapters/go-protocol
+
+go 1.23
