@@ -1,4 +1,5 @@
 import capture.KplHarness;
+import capture.OutputCheck;
 import com.amazonaws.services.kinesis.producer.KinesisProducer;
 import com.amazonaws.services.kinesis.producer.KinesisProducerConfiguration;
 import com.amazonaws.services.kinesis.producer.UserRecordResult;
@@ -42,14 +43,16 @@ import static capture.KplHarness.M;
  * The real Java KPL behind the conformance protocol (encode only). run.sh starts kinesis-mock
  * and proxy.js (vectors/capture/kpl) in a private network namespace, then this. Each encode
  * request goes to a fresh stream, as the capture harness does: warm-up record, KPL's shard
- * map ready, user records 10 ms apart, flush; the answer is what KPL put, read from proxy.js's
- * log of the PutRecords requests.
+ * map ready, user records added one at a time (each once KPL has taken the previous one in),
+ * flush; the answer is what KPL put, read from proxy.js's log of the PutRecords requests, once
+ * OutputCheck has found it to be KPL's deterministic output (else the request is tried again
+ * on a fresh stream, and after TRIES an error says so: never bytes that timing decided).
  * Usage: KplAdapter <kinesisPort (proxy.js, TLS)> <plainPort (kinesis-mock)> <proxy.jsonl> <kpl.log>
  */
 public class KplAdapter {
     static final int CACHE = 4;               // KPL instances kept, one per distinct limits
     static final long WAIT_MS = 60_000;       // for each of: warm-up put, shard map, user puts
-    static final long MAX_BUFFERED_MS = 600_000;
+    static final int TRIES = 3;               // fresh streams tried before "not deterministic"
 
     static PrintStream proto;                 // the real standard output: protocol lines only
     static PrintStream diag;                  // the real standard error
@@ -135,10 +138,6 @@ public class KplAdapter {
         if (kp != null) return kp;
         // Limits KPL refuses are its own error (IllegalArgumentException), answered as such.
         KinesisProducerConfiguration cfg = KplHarness.config(kinesisPort);
-        // The harness's 5 s buffering deadline would end a container on its own once a request
-        // has been adding records (10 ms apart) for 5 s, about 450 records; every request here
-        // ends with explicit flushes, so push the deadline beyond any request's duration.
-        cfg.setRecordMaxBufferedTime(MAX_BUFFERED_MS);
         if (maxSize != null) cfg.setAggregationMaxSize(maxSize);
         if (maxCount != null) cfg.setAggregationMaxCount(maxCount);
         if (producers.size() >= CACHE) {
@@ -192,13 +191,37 @@ public class KplAdapter {
             return error("adapter: shards must be a non-empty array");
         int shardCount = hasLayout ? layout.size() : 1;
         // max_record_size has no KPL setting (its only limit is the fixed 1 MiB data check).
+        Long maxSize = limit(limits, "max_size"), maxCount = limit(limits, "max_count");
         KinesisProducer kp;
         try {
-            kp = producer(limit(limits, "max_size"), limit(limits, "max_count"));
+            kp = producer(maxSize, maxCount);
         } catch (IllegalArgumentException e) {
             return error("KinesisProducerConfiguration: " + e.getMessage());
         }
 
+        String problem = null;
+        for (int t = 1; t <= TRIES; t++) {
+            try {
+                return encodeOnce(kp, records, layout, shardCount, maxSize, maxCount);
+            } catch (NotDeterministic e) {
+                problem = e.getMessage();
+                diag.println("java-kpl: try " + t + " of " + TRIES + ": " + problem);
+            }
+        }
+        return error("KPL output not deterministic after " + TRIES + " tries on fresh streams: " + problem);
+    }
+
+    /** KPL's output was cut or reordered by timing (OutputCheck): the request is tried again. */
+    static final class NotDeterministic extends Exception {
+        NotDeterministic(String message) {
+            super(message);
+        }
+    }
+
+    /** One try of an encode request, on a fresh stream. */
+    static ObjectNode encodeOnce(KinesisProducer kp, JsonNode records, JsonNode layout, int shardCount,
+                                 Long maxSize, Long maxCount) throws Exception {
+        boolean hasLayout = layout != null && !layout.isNull();
         String stream = "kpl-adapter-" + (++streams);
         mock.createStream(stream, shardCount);
         if (hasLayout) {
@@ -224,7 +247,7 @@ public class KplAdapter {
         List<ListenableFuture<UserRecordResult>> fs = new ArrayList<>();
         String rejected = null;
         try {
-            KplHarness.addPaced(kp, stream, records, KplHarness.addIntervalMs(), fs);
+            KplHarness.addInOrder(kp, stream, records, WAIT_MS, fs);
         } catch (IllegalArgumentException e) {
             rejected = "IllegalArgumentException: " + e.getMessage() + " (user record " + fs.size() + ")";
         }
@@ -232,6 +255,7 @@ public class KplAdapter {
         if (rejected != null) return error(rejected);
 
         Set<String> userSeq = new HashSet<>();
+        List<String> seqOf = new ArrayList<>();
         for (ListenableFuture<UserRecordResult> f : fs) {
             UserRecordResult u = f.get();
             if (!u.isSuccessful()) {
@@ -239,9 +263,11 @@ public class KplAdapter {
                 return error("KPL failed to put a user record: " + why);
             }
             userSeq.add(u.getSequenceNumber());
+            seqOf.add(u.getSequenceNumber());
         }
 
         ArrayNode out = M.createArrayNode();
+        List<OutputCheck.Put> puts = new ArrayList<>();
         Set<String> putSeq = new HashSet<>();
         for (JsonNode e : proxyLog.readNew()) {
             String target = e.path("target").asText("");
@@ -265,6 +291,8 @@ public class KplAdapter {
                 k.put("shard_id", s.path("ShardId").asText());
                 k.put("sequence_number", s.get("SequenceNumber").asText());
                 putSeq.add(s.get("SequenceNumber").asText());
+                puts.add(new OutputCheck.Put(s.path("ShardId").asText(), s.get("SequenceNumber").asText(),
+                        r.get("PartitionKey").asText(), Base64.getDecoder().decode(r.path("Data").asText(""))));
             }
         }
         // Every Kinesis record logged is one a user record landed in, and every user record's
@@ -277,6 +305,8 @@ public class KplAdapter {
         int updates = kplLog.updatesOf(stream);
         if (updates != 1)
             return error("adapter: KPL updated its shard map for " + stream + " " + updates + " times during the request");
+        String problem = OutputCheck.check(records, seqOf, puts, maxSize, maxCount);
+        if (problem != null) throw new NotDeterministic(stream + ": " + problem);
         ObjectNode o = M.createObjectNode();
         o.put("ok", true);
         o.put("stream", stream);

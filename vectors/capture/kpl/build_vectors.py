@@ -77,7 +77,7 @@ def main():
         cfg.update(sc.get("config", {}))
         vec = {
             "format": "kpl-vector/1", "kind": "encode",
-            "description": sc["description"] + " (captured from the real Java KPL; user records added %d ms apart)" % raw["add_interval_ms"],
+            "description": sc["description"] + " (captured from the real Java KPL; user records added one at a time, each once KPL had taken in the previous one)",
             "rules": ["format.md 2"],
             "provenance": {"source": "captured",
                            "method": f"vectors/capture/kpl/capture.sh: real Java KPL {kpl_version} through kinesis-mock {mock_version}",

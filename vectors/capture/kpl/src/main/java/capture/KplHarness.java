@@ -4,6 +4,7 @@ import com.amazonaws.auth.AWSStaticCredentialsProvider;
 import com.amazonaws.auth.BasicAWSCredentials;
 import com.amazonaws.services.kinesis.producer.KinesisProducer;
 import com.amazonaws.services.kinesis.producer.KinesisProducerConfiguration;
+import com.amazonaws.services.kinesis.producer.Metric;
 import com.amazonaws.services.kinesis.producer.UserRecordResult;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -20,16 +21,20 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Base64;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What the capture harness (Capture) and the java-kpl conformance adapter share: the
  * kinesis-mock calls made on its plain port (stream setup and read-back, never through KPL),
- * the KPL configuration, the warm-up record and the paced adding of user records.
+ * the KPL configuration, the warm-up record, the in-order adding of user records, and the
+ * check that what KPL put is its deterministic output (OutputCheck).
  */
 public final class KplHarness {
     public static final ObjectMapper M = new ObjectMapper();
     /** Partition key of the warm-up record (build_vectors.py looks for it). */
     public static final String WARMUP_KEY = "__warmup__";
+    /** KPL's RecordMaxBufferedTime in the harness (config). */
+    public static final long MAX_BUFFERED_MS = 600_000;
 
     // HTTP/1.1: the client's default h2c upgrade hangs kinesis-mock.
     private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
@@ -109,10 +114,11 @@ public final class KplHarness {
 
     /**
      * The harness's KPL configuration: everything through 127.0.0.1:kinesisPort (proxy.js, which
-     * also answers STS), certificate checks off, metrics off, log level info (the adapter reads
-     * KPL's "Successfully updated shard map" line), and a 5 s buffering deadline so that only
-     * the size/count limits and explicit flushes decide where aggregates end. Aggregation
-     * limits are left at KPL's defaults; callers set them.
+     * also answers STS), certificate checks off, metrics not uploaded (KPL still counts them, see
+     * received), log level info (the adapter reads KPL's "Successfully updated shard map" line),
+     * and a buffering deadline of 10 minutes, beyond any request's duration even on a loaded
+     * machine, so that only the size/count limits and explicit flushes decide where aggregates
+     * end. Aggregation limits are left at KPL's defaults; callers set them.
      */
     public static KinesisProducerConfiguration config(int kinesisPort) {
         return new KinesisProducerConfiguration()
@@ -124,7 +130,7 @@ public final class KplHarness {
                 .setVerifyCertificate(false)
                 .setMetricsLevel("none")
                 .setLogLevel("info")
-                .setRecordMaxBufferedTime(5000)
+                .setRecordMaxBufferedTime(MAX_BUFFERED_MS)
                 .setAggregationEnabled(true);
     }
 
@@ -133,26 +139,52 @@ public final class KplHarness {
         return kp.addUserRecord(stream, WARMUP_KEY, ByteBuffer.wrap("warmup".getBytes(StandardCharsets.UTF_8)));
     }
 
-    /** Pause after each user record (KPL_CAPTURE_ADD_INTERVAL_MS, default 10). */
-    public static long addIntervalMs() {
-        return Long.parseLong(System.getenv().getOrDefault("KPL_CAPTURE_ADD_INTERVAL_MS", "10"));
+    /**
+     * How many user records KPL's native pipeline for stream has taken in: its
+     * UserRecordsReceived metric for the stream, which the pipeline counts in the same call that
+     * hands the record to its aggregator. KPL keeps its metrics whatever the metrics level ("none"
+     * only stops uploads), so getMetrics answers it with the harness's configuration.
+     */
+    public static long received(KinesisProducer kp, String stream) throws Exception {
+        long n = 0;
+        for (Metric m : kp.getMetrics("UserRecordsReceived")) {
+            Map<String, String> d = m.getDimensions();
+            if (d.size() == 1 && stream.equals(d.get("StreamName"))) n = Math.max(n, Math.round(m.getSum()));
+        }
+        return n;
+    }
+
+    /** Waits until KPL has taken in count user records for stream (received), or throws. */
+    public static void awaitReceived(KinesisProducer kp, String stream, long count, long timeoutMs) throws Exception {
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+        long got;
+        while ((got = received(kp, stream)) < count) {
+            if (System.nanoTime() > deadline)
+                throw new RuntimeException("KPL took in " + got + " of " + count + " user records for " + stream
+                        + " within " + timeoutMs + " ms");
+            Thread.sleep(1);
+        }
     }
 
     /**
      * Adds records ({partition_key, explicit_hash_key absent or null, data base64}) in order,
-     * addIntervalMs apart, appending each future to out. What KPL's addUserRecord throws (its
-     * input checks) propagates; out then holds the futures of the records added before.
+     * appending each future to out, and adds the next one only once KPL's native pipeline has
+     * taken the previous one in (awaitReceived): KPL 0.15.12's native process handles a burst of
+     * puts on more than one thread, so without this, records reach the aggregator out of order
+     * (observed: two interleaved ordered runs), and a flush can overtake the last puts. On
+     * return every record has reached KPL's aggregator, so a flush now ends the request.
+     * What KPL's addUserRecord throws (its input checks) propagates; out then holds the
+     * futures of the records added before.
      */
-    public static void addPaced(KinesisProducer kp, String stream, JsonNode records, long addIntervalMs,
-                                List<ListenableFuture<UserRecordResult>> out) throws InterruptedException {
+    public static void addInOrder(KinesisProducer kp, String stream, JsonNode records, long timeoutMs,
+                                  List<ListenableFuture<UserRecordResult>> out) throws Exception {
+        long base = received(kp, stream);
+        int added = 0;
         for (JsonNode r : records) {
             byte[] data = Base64.getDecoder().decode(r.get("data").asText());
             String ehk = r.hasNonNull("explicit_hash_key") ? r.get("explicit_hash_key").asText() : null;
             out.add(kp.addUserRecord(stream, r.get("partition_key").asText(), ehk, ByteBuffer.wrap(data)));
-            // Pacing: KPL 0.15.12's native process handles a burst of puts on more than one
-            // thread, so user records reach the aggregator out of order (observed: two
-            // interleaved ordered runs). A short pause after each add keeps user order.
-            Thread.sleep(addIntervalMs);
+            awaitReceived(kp, stream, base + ++added, timeoutMs);
         }
     }
 }
