@@ -21,7 +21,7 @@ use crate::aws::{self, with_stream, ClientSettings, Stream};
 
 use super::{
     Config, ConfigError, Core, EntryResult, ErrorInfo, Failure, FailureReason, Outcome, PutError,
-    RecordId, RequestFailure, RequestId, ShardInfo, Stats, Transmit, UserRecord,
+    RecordId, RequestFailure, RequestId, ShardInfo, Stats, Transmit, UserRecord, GUARD_TIMEOUT,
 };
 
 /// Why the sink could not be built or could not take a record.
@@ -487,6 +487,27 @@ fn export(stats: &Stats, last: &mut Stats) {
     *last = stats.clone();
 }
 
+/// How long the driver waits for a call before giving up on it itself: `RequestTimeout`
+/// plus a second. The sink's own client has `RequestTimeout` as the SDK's attempt timeout,
+/// which fires first (error code `Timeout`); this guard is what bounds a call made with a
+/// client given through [`SinkBuilder::client`] that has no attempt timeout.
+fn guard(request_timeout: Duration) -> Duration {
+    request_timeout + Duration::from_secs(1)
+}
+
+/// The error of a call the driver's guard gave up on: code [`GUARD_TIMEOUT`], distinct
+/// from the SDK's `Timeout`, so that retry counts tell the two apart.
+fn guard_timeout(operation: &str, request_timeout: Duration) -> ErrorInfo {
+    ErrorInfo {
+        code: GUARD_TIMEOUT.into(),
+        message: format!(
+            "{operation}: no answer within RequestTimeout ({request_timeout:?}) + 1 s; the \
+             sink's guard gave up on the call (the client's own attempt timeout, if it has \
+             one, did not fire)"
+        ),
+    }
+}
+
 async fn put_records(
     client: &Client,
     stream: &Stream,
@@ -509,14 +530,11 @@ async fn put_records(
             })?;
         request = request.records(built);
     }
-    let sent = tokio::time::timeout(timeout + Duration::from_secs(1), request.send()).await;
+    let sent = tokio::time::timeout(guard(timeout), request.send()).await;
     let output = match sent {
         Err(_) => {
             return Err(RequestFailure {
-                error: ErrorInfo {
-                    code: "Timeout".into(),
-                    message: format!("no answer within {timeout:?}"),
-                },
+                error: guard_timeout("PutRecords", timeout),
                 retryable: true,
             })
         }
@@ -556,17 +574,11 @@ async fn list_shards(
             (Some(t), _) => request.next_token(t),
             (None, stream) => with_stream!(request, stream),
         };
-        let output =
-            match tokio::time::timeout(timeout + Duration::from_secs(1), request.send()).await {
-                Err(_) => {
-                    return Err(ErrorInfo {
-                        code: "Timeout".into(),
-                        message: "ListShards timed out".into(),
-                    })
-                }
-                Ok(Err(e)) => return Err(aws::error_info(&e).0),
-                Ok(Ok(output)) => output,
-            };
+        let output = match tokio::time::timeout(guard(timeout), request.send()).await {
+            Err(_) => return Err(guard_timeout("ListShards", timeout)),
+            Ok(Err(e)) => return Err(aws::error_info(&e).0),
+            Ok(Ok(output)) => output,
+        };
         for shard in output.shards() {
             let Some(range) = shard.hash_key_range() else {
                 continue;

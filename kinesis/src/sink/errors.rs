@@ -23,11 +23,17 @@ pub fn retryable_record_error(code: &str) -> bool {
     )
 }
 
+/// The error code of a call the driver gave up on itself, after `RequestTimeout` plus a
+/// second without an answer. The SDK's own attempt timeout (`RequestTimeout`, on the
+/// sink's own client) fires first and is `Timeout`; this one bounds calls made through a
+/// client given to the sink without an attempt timeout.
+pub const GUARD_TIMEOUT: &str = "GuardTimeout";
+
 /// Whether a whole-request failure is transient: throttling, server errors (HTTP 5xx),
 /// timeouts and connection errors are; validation, not found, access denied and the like
 /// are not. `code` is the service's error code, or the driver's own name for a transport
-/// failure (`Timeout`, `Dispatch`, `ResponseError`); `status` the HTTP status if there
-/// was a response.
+/// failure (`Timeout`, [`GUARD_TIMEOUT`], `Dispatch`, `ResponseError`); `status` the HTTP
+/// status if there was a response.
 ///
 /// ```
 /// use kpl_kinesis::sink::retryable_request_error;
@@ -60,6 +66,7 @@ pub fn retryable_request_error(code: &str, status: Option<u16>) -> bool {
             | "ServiceUnavailable"
             | "ServiceUnavailableException"
             | "Timeout"
+            | GUARD_TIMEOUT
             | "Dispatch"
             | "ResponseError"
             | "ConnectionError"

@@ -33,7 +33,7 @@ pub use self::config::{Config, ConfigError};
 pub use self::core::{Core, EntryResult, PutEntry, RequestFailure, RequestId, Stats, Transmit};
 #[cfg(feature = "driver")]
 pub use self::driver::{PendingOutcome, Sink, SinkBuilder, SinkError};
-pub use self::errors::{retryable_record_error, retryable_request_error};
+pub use self::errors::{retryable_record_error, retryable_request_error, GUARD_TIMEOUT};
 pub use self::outcome::{
     ErrorInfo, Failure, FailureReason, Outcome, PutError, RecordId, Success, UserRecord,
 };
