@@ -2,16 +2,24 @@
 //! per-record throughput errors, non-retryable errors, the record TTL, and request timeouts.
 //!
 //! Most tests hand the sink a client from `aws-smithy-mocks` (SDK retries off, so that every
-//! retry seen is the sink's own). The timeout test needs an answer that never comes, which
-//! the mocks cannot script: it points the sink's own client at a tiny HTTP server on
-//! 127.0.0.1 that leaves the first PutRecords unanswered.
+//! retry seen is the sink's own) and run on tokio's paused clock: no real socket is
+//! involved, time advances only when every task waits on a timer, and the sink reads time
+//! through tokio, so backoffs, TTLs and waits are exact virtual durations, whatever the
+//! machine's speed or load.
+//!
+//! The timeout tests need an answer that never comes, which the mocks cannot script: they
+//! point a real client at a tiny HTTP server on 127.0.0.1 that leaves the first PutRecords
+//! unanswered. Real sockets and a paused clock do not mix (tokio would advance the clock
+//! while the socket is waited on), so these run in real time and check which timeout fired
+//! by the error code it left (`Timeout` from the SDK, `GuardTimeout` from the sink's own
+//! guard), never by how long it took.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, SharedCredentialsProvider};
@@ -24,8 +32,9 @@ use aws_sdk_kinesis::Client;
 use aws_smithy_mocks::{mock, mock_client, MockResponse, Rule, RuleMode};
 use kpl_kinesis::sink::{
     Config, ErrorInfo, Failure, FailureReason, Outcome, PendingOutcome, Sink, Stats, Success,
-    UserRecord,
+    UserRecord, GUARD_TIMEOUT,
 };
+use tokio::time::Instant;
 
 const STREAM: &str = "test-stream";
 const SHARD_0: &str = "shardId-000000000000";
@@ -228,6 +237,11 @@ fn fast_config() -> Config {
 }
 
 async fn sink_with(client: Client, config: Config) -> Sink {
+    sink_with_limit(client, config, Duration::from_secs(5)).await
+}
+
+/// A sink on `client` that has its first shard map, waited for at most `limit`.
+async fn sink_with_limit(client: Client, config: Config, limit: Duration) -> Sink {
     let sink = Sink::builder()
         .stream_name(STREAM)
         .config(config)
@@ -235,18 +249,20 @@ async fn sink_with(client: Client, config: Config) -> Sink {
         .build()
         .await
         .unwrap();
-    wait_for_shard_map(&sink).await;
+    wait_for_shard_map(&sink, limit).await;
     sink
 }
 
 /// Waits until the first ListShards answer is installed, so that records are routed (and
-/// aggregated) by shard rather than sent alone for want of a map.
-async fn wait_for_shard_map(sink: &Sink) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sink.stats().shard_maps == 0 {
-        assert!(Instant::now() < deadline, "no shard map after 5 s");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+/// aggregated) by shard rather than sent alone for want of a map. On the paused clock the
+/// mocked answer comes without any time passing; `limit` only turns a sink that never
+/// installs a map into a failure rather than a hang.
+async fn wait_for_shard_map(sink: &Sink, limit: Duration) {
+    assert!(
+        sink.wait_for_shard_map(limit).await,
+        "no shard map after {limit:?}"
+    );
+    assert_eq!(sink.stats().shard_maps, 1);
 }
 
 /// A record on the given half of the key space (0: low, 1: high).
@@ -335,7 +351,7 @@ fn assert_four_stored(outcomes: &[Outcome], stats: &Stats, calls: &[Vec<Entry>],
     assert_eq!(stats.user_records_failed, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn whole_request_throttling_is_retried_then_succeeds() {
     let mock = mock_kinesis(TWO_SHARDS, |call, input| match call {
         0 => http_error(400, THROTTLING_BODY),
@@ -354,7 +370,7 @@ async fn whole_request_throttling_is_retried_then_succeeds() {
     sink.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn modeled_throughput_error_on_whole_request_is_retried() {
     let mock = mock_kinesis(TWO_SHARDS, |call, input| match call {
         0 => MockResponse::Error(PutRecordsError::ProvisionedThroughputExceededException(
@@ -378,7 +394,7 @@ async fn modeled_throughput_error_on_whole_request_is_retried() {
     sink.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn http_500_is_retried_then_succeeds() {
     let mock = mock_kinesis(TWO_SHARDS, |call, input| match call {
         0 => http_error(
@@ -395,7 +411,7 @@ async fn http_500_is_retried_then_succeeds() {
     sink.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn http_503_is_retried_by_status_or_as_unreadable() {
     let mock = mock_kinesis(ONE_SHARD, |call, input| match call {
         // A code the classifier does not know: the status says it is transient.
@@ -423,7 +439,7 @@ async fn http_503_is_retried_by_status_or_as_unreadable() {
     sink.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn per_record_throughput_error_retries_only_that_record() {
     let mock = mock_kinesis(ONE_SHARD, |call, input| match call {
         0 => answer(ONE_SHARD, call, input, |key| (key == "b").then_some(PTEE)),
@@ -454,7 +470,7 @@ async fn per_record_throughput_error_retries_only_that_record() {
     sink.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn non_retryable_request_error_rejects_every_record_at_once() {
     for (code, message) in [
         (
@@ -491,7 +507,7 @@ async fn non_retryable_request_error_rejects_every_record_at_once() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn persistent_throttling_expires_with_the_last_error() {
     let mock = mock_kinesis(TWO_SHARDS, |_, _| http_error(400, THROTTLING_BODY));
     let config = Config {
@@ -512,16 +528,22 @@ async fn persistent_throttling_expires_with_the_last_error() {
     for (outcome, shard) in outcomes.iter().zip([SHARD_0, SHARD_1, SHARD_0, SHARD_1]) {
         let f = failure(outcome);
         assert_eq!(f.reason, expected);
-        // Every call to its shard carried it; backoffs of 10 to 40 ms within 300 ms.
+        // Every call to its shard carried it. The first backoff is 10 to 20 ms, the next
+        // ones 20 to 40 ms (jitter in the upper half of 20 and 40): within 300 ms of
+        // virtual time, at least 1 + 1 + 6 attempts (20 + 6 x 40 < 300) and at most
+        // 1 + 1 + 14 (10 + 14 x 20 < 300 <= 10 + 15 x 20).
         assert_eq!(f.attempts, calls_to(&calls, shard));
-        assert!(f.attempts >= 4, "only {} attempts", f.attempts);
+        assert!(
+            (8..=16).contains(&f.attempts),
+            "{} attempts in 300 ms",
+            f.attempts
+        );
     }
-    assert!(
-        elapsed >= Duration::from_millis(280),
-        "expired after {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(2),
+    // The put, the flush and the answers take no virtual time: the records expired at
+    // their TTL exactly, neither before nor at some later retry.
+    assert_eq!(
+        elapsed,
+        Duration::from_millis(300),
         "expired after {elapsed:?}"
     );
     let stats = sink.stats();
@@ -541,7 +563,7 @@ async fn persistent_throttling_expires_with_the_last_error() {
     sink.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_shards_throttling_is_retried_and_records_still_go_out() {
     let mock = mock_kinesis_with(TWO_SHARDS, 1, |call, input| {
         all_stored(TWO_SHARDS, call, input)
@@ -561,7 +583,11 @@ async fn list_shards_throttling_is_retried_and_records_still_go_out() {
         assert_eq!((s.attempts, &*s.shard_id, s.aggregated), (1, shard, false));
     }
     assert_eq!(sink.stats().shard_maps, 0);
-    wait_for_shard_map(&sink).await;
+    // The retry comes after the driver's ListShards backoff (200 ms after a first
+    // failure), in virtual time.
+    let before_map = Instant::now();
+    wait_for_shard_map(&sink, Duration::from_secs(5)).await;
+    assert_eq!(before_map.elapsed(), Duration::from_millis(200));
     assert_eq!(
         mock.list.num_calls(),
         2,
@@ -680,6 +706,29 @@ fn serve(mut stream: TcpStream, puts: &AtomicUsize) {
     }
 }
 
+/// Fake static credentials for the local server.
+fn local_sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        )))
+        .build()
+}
+
+/// The local server's ListShards answer can take long on a loaded machine; real time, so
+/// the limit is generous (it only turns a sink without a map into a failure, not a hang).
+const REAL_TIME_MAP_LIMIT: Duration = Duration::from_secs(60);
+
+/// [`put_all`] in real time, failing rather than hanging if the outcomes never come (as
+/// they would not if no timeout fired); far beyond what any working run takes.
+async fn put_all_within_a_minute(sink: &Sink, records: Vec<UserRecord>) -> Vec<Outcome> {
+    tokio::time::timeout(Duration::from_secs(60), put_all(sink, records))
+        .await
+        .expect("no outcomes after a minute: no timeout fired")
+}
+
+// Real time (no paused clock): a real socket is involved. Nothing is bounded from above.
 #[tokio::test]
 async fn request_timeout_is_retried_then_succeeds() {
     let server = HangingKinesis::start();
@@ -689,23 +738,17 @@ async fn request_timeout_is_retried_then_succeeds() {
         request_timeout: 200,
         ..fast_config()
     };
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        )))
-        .build();
     // The sink's own client: SDK retries off, RequestTimeout as the attempt timeout.
     let sink = Sink::builder()
         .stream_name(STREAM)
         .config(config)
-        .sdk_config(sdk)
+        .sdk_config(local_sdk_config())
         .build()
         .await
         .unwrap();
-    wait_for_shard_map(&sink).await;
+    wait_for_shard_map(&sink, REAL_TIME_MAP_LIMIT).await;
     let started = Instant::now();
-    let outcomes = put_all(&sink, vec![record("a", 0), record("b", 1)]).await;
+    let outcomes = put_all_within_a_minute(&sink, vec![record("a", 0), record("b", 1)]).await;
     let elapsed = started.elapsed();
     for outcome in &outcomes {
         let s = success(outcome);
@@ -717,11 +760,52 @@ async fn request_timeout_is_retried_then_succeeds() {
         "one unanswered, one retry"
     );
     let stats = sink.stats();
+    // The SDK's 200 ms attempt timeout fired (code `Timeout`), not the driver's
+    // RequestTimeout + 1 s guard (which would have left `GuardTimeout`): told by the code,
+    // not by the time taken, which a loaded machine can stretch.
     assert_eq!(retries(&stats), BTreeMap::from([("Timeout", 1)]));
     assert_eq!(stats.put_records_calls, 2);
     assert_eq!(stats.user_records_stored, 2);
-    // The SDK's 200 ms attempt timeout fired (not the driver's RequestTimeout + 1 s guard).
+    // By construction: the first attempt was never answered, so the records could not be
+    // stored before its 200 ms timeout.
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1_000), "{elapsed:?}");
-    sink.shutdown(Duration::from_secs(1)).await;
+    sink.shutdown(Duration::from_secs(10)).await;
+}
+
+// Real time (no paused clock): a real socket is involved. Nothing is bounded from above.
+#[tokio::test]
+async fn guard_times_out_a_call_on_a_client_without_attempt_timeout() {
+    let server = HangingKinesis::start();
+    // A client given to the sink as is, with no attempt timeout (and no SDK retries): only
+    // the driver's guard, RequestTimeout + 1 s, ends the unanswered PutRecords.
+    let conf = aws_sdk_kinesis::config::Builder::from(&local_sdk_config())
+        .region(aws_sdk_kinesis::config::Region::from_static("us-east-1"))
+        .endpoint_url(format!("http://{}", server.addr))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    assert_eq!(
+        conf.timeout_config()
+            .and_then(|t| t.operation_attempt_timeout()),
+        None,
+        "the client must not time out on its own"
+    );
+    let config = Config {
+        request_timeout: 200,
+        ..fast_config()
+    };
+    let sink = sink_with_limit(Client::from_conf(conf), config, REAL_TIME_MAP_LIMIT).await;
+    let started = Instant::now();
+    let outcomes = put_all_within_a_minute(&sink, vec![record("a", 0), record("b", 1)]).await;
+    let elapsed = started.elapsed();
+    for outcome in &outcomes {
+        let s = success(outcome);
+        assert_eq!((s.attempts, &*s.shard_id, s.aggregated), (2, SHARD_0, true));
+    }
+    assert_eq!(server.puts.load(Ordering::SeqCst), 2);
+    let stats = sink.stats();
+    assert_eq!(retries(&stats), BTreeMap::from([(GUARD_TIMEOUT, 1)]));
+    assert_eq!(stats.user_records_stored, 2);
+    // By construction: nothing but the guard's 1.2 s could end the first attempt.
+    assert!(elapsed >= Duration::from_millis(1_200), "{elapsed:?}");
+    sink.shutdown(Duration::from_secs(10)).await;
 }

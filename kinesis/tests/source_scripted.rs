@@ -6,10 +6,14 @@
 //! from the request's type and starting sequence number, GetRecords in pages, and faults
 //! (expired iterators, throttling) injected at chosen calls. Every call is logged, so the
 //! tests assert both what the source yields and exactly what it asked.
+//!
+//! The tests run on tokio's paused clock (no real socket is involved): time advances only
+//! when every task waits on a timer, and the source reads time through tokio, so its
+//! backoffs and pauses are exact virtual durations, whatever the machine's speed or load.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::operation::get_records::{GetRecordsError, GetRecordsInput, GetRecordsOutput};
@@ -26,6 +30,7 @@ use kpl_kinesis::source::{
     Checkpoint, CheckpointStore, MemoryCheckpoints, ShardPosition, Source, SourceConfig,
     SourceRecord, StartPosition,
 };
+use tokio::time::Instant;
 
 const STREAM: &str = "test-stream";
 const HALF: u128 = 1 << 127;
@@ -466,7 +471,8 @@ async fn source_with(
         .unwrap()
 }
 
-/// The next record, failing the test on an error or after 10 s.
+/// The next record, failing the test on an error or after 10 s of virtual time (the
+/// scripted answers take none: only a source that sleeps on and on gets there).
 async fn next(source: &mut Source) -> Option<SourceRecord> {
     tokio::time::timeout(Duration::from_secs(10), source.next())
         .await
@@ -532,7 +538,7 @@ const S1: &str = "shardId-000000000001";
 const S2: &str = "shardId-000000000002";
 const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4"];
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn expired_iterator_resumes_after_the_last_record_read() {
     // Pages of two; the second GetRecords finds the iterator expired.
     let kinesis = Kinesis::with(vec![shard(S0, 0, KEYS).closed()], |s| {
@@ -575,7 +581,7 @@ async fn expired_iterator_resumes_after_the_last_record_read() {
     assert_eq!(position(&store, S0), None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn expired_iterator_before_any_record_falls_back_to_the_start() {
     // The very first GetRecords finds the iterator expired: nothing read yet, so the
     // source asks the same start again (TRIM_HORIZON), not AFTER_SEQUENCE_NUMBER.
@@ -593,7 +599,7 @@ async fn expired_iterator_before_any_record_falls_back_to_the_start() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn throttled_get_records_backs_off_and_retries() {
     let kinesis = Kinesis::with(vec![shard(S0, 0, &KEYS[..3]).closed()], |s| {
         s.faults.insert((Op::GetRecords, 0), Fault::Throttled);
@@ -625,16 +631,15 @@ async fn throttled_get_records_backs_off_and_retries() {
         vec![Call::GetRecords(S0.to_owned(), 0); 3],
         "two throttled calls, then the same iterator again"
     );
+    // Virtual time: each retry came exactly when its backoff (100 ms doubled per failure,
+    // capped at `max_backoff`, 50 ms) was over, neither before nor later.
     for pair in reads.windows(2) {
         let gap = pair[1].0.duration_since(pair[0].0);
-        assert!(
-            gap >= backoff,
-            "retried after {gap:?}, before the backoff ({backoff:?})"
-        );
+        assert_eq!(gap, backoff, "retried after {gap:?}, not after the backoff");
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn throttled_get_shard_iterator_backs_off_and_retries() {
     let kinesis = Kinesis::with(vec![shard(S0, 0, &KEYS[..2]).closed()], |s| {
         s.faults.insert((Op::GetShardIterator, 0), Fault::Throttled);
@@ -661,7 +666,7 @@ fn shard_with_aggregate() -> ShardSpec {
     s
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn resume_from_checkpoint_inside_an_aggregate_skips_processed_user_records() {
     let kinesis = Kinesis::new(vec![shard_with_aggregate()]);
     let store = Arc::new(MemoryCheckpoints::default());
@@ -700,7 +705,7 @@ async fn resume_from_checkpoint_inside_an_aggregate_skips_processed_user_records
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn expiry_after_resuming_inside_an_aggregate_repeats_nothing() {
     // Pages of one record: the aggregate, then an expired iterator, then the rest.
     let kinesis = Kinesis::with(vec![shard_with_aggregate()], |s| {
@@ -755,7 +760,7 @@ fn split(parent_keys: &[&str]) -> Vec<ShardSpec> {
     ]
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn finished_parent_is_skipped_and_children_read() {
     let kinesis = Kinesis::new(split(&["p0", "p1"]));
     let store = Arc::new(MemoryCheckpoints::default());
@@ -782,7 +787,7 @@ async fn finished_parent_is_skipped_and_children_read() {
     assert_eq!(position(&store, S0), Some(ShardPosition::Finished));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn parent_read_before_children() {
     // Pages of one record, so that the parent takes several rounds.
     let kinesis = Kinesis::with(split(&["p0", "p1", "p2"]), |s| s.page = 1);
@@ -825,7 +830,7 @@ async fn parent_read_before_children() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn merged_child_waits_for_both_parents() {
     // Shards 0 and 1 (closed) merged into shard 2.
     let kinesis = Kinesis::with(
@@ -852,7 +857,7 @@ async fn merged_child_waits_for_both_parents() {
     assert_eq!(of(S1), expected(S1, 1, &["b0", "b1", "b2"], 0..3));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn checkpointing_the_last_record_of_a_closed_shard_marks_it_finished() {
     let kinesis = Kinesis::new(vec![shard(S0, 0, &KEYS[..3]).closed()]);
     let store = Arc::new(MemoryCheckpoints::default());
@@ -877,7 +882,7 @@ async fn checkpointing_the_last_record_of_a_closed_shard_marks_it_finished() {
     assert_eq!(after, vec![Call::ListShards]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn checkpointing_each_record_as_read_marks_a_closed_shard_finished() {
     // The documented loop: checkpoint each record right after `next` hands it over. The
     // shard's end shows up only in a later, empty page (no next iterator), after its last
@@ -905,7 +910,7 @@ async fn checkpointing_each_record_as_read_marks_a_closed_shard_finished() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn checkpointed_parent_resumes_then_children_follow() {
     // The parent was processed up to its second record before a restart: the source
     // resumes it at that record, skips it, reads the rest, then the children.
@@ -933,7 +938,7 @@ async fn checkpointed_parent_resumes_then_children_follow() {
     assert_eq!(position(&store, S0), Some(ShardPosition::Finished));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn latest_start_reads_only_new_records() {
     // A closed parent and its open child, both with old records; two records are put to
     // the child right after the source takes its LATEST iterator.
@@ -965,7 +970,7 @@ async fn latest_start_reads_only_new_records() {
     assert!(kinesis.get_records_calls().iter().all(|(id, _)| id == S1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn checkpoint_overrides_latest_start() {
     // With a checkpoint, LATEST does not apply: the shard resumes at the checkpoint.
     let kinesis = Kinesis::new(vec![shard(S0, 0, &KEYS[..4])]);
@@ -990,7 +995,7 @@ async fn checkpoint_overrides_latest_start() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn restart_at_the_last_record_of_a_closed_shard_finishes_it() {
     // Processed to its last record before a restart, but not marked finished: the source
     // re-reads that record (AT_SEQUENCE_NUMBER), hands over nothing, and marks the shard

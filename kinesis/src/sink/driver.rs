@@ -24,6 +24,13 @@ use super::{
     RecordId, RequestFailure, RequestId, ShardInfo, Stats, Transmit, UserRecord, GUARD_TIMEOUT,
 };
 
+/// The time, read through tokio's clock (which is the system's monotonic clock, unless a
+/// test paused it: then time advances only when every task waits on a timer, and
+/// timing is exact), as the `std::time::Instant` the core takes.
+fn tokio_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Why the sink could not be built or could not take a record.
 #[derive(Debug)]
 pub enum SinkError {
@@ -114,7 +121,7 @@ impl SinkBuilder {
                 .await
             }
         };
-        let now = Instant::now();
+        let now = tokio_now();
         let core = Core::new(self.config.clone(), now).map_err(SinkError::Config)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -242,7 +249,7 @@ impl Sink {
         if state.closed {
             return Err(SinkError::Closed);
         }
-        match state.core.put(record, Instant::now()) {
+        match state.core.put(record, tokio_now()) {
             Ok(id) => {
                 let (tx, rx) = oneshot::channel();
                 state.waiters.insert(id, tx);
@@ -260,7 +267,7 @@ impl Sink {
     pub async fn flush(&self) {
         let mark = {
             let mut state = self.shared.lock();
-            state.core.flush(Instant::now());
+            state.core.flush(tokio_now());
             state.core.stats().user_records_put
         };
         self.shared.wake.notify_one();
@@ -289,7 +296,7 @@ impl Sink {
         {
             let mut state = self.shared.lock();
             state.closed = true;
-            state.core.flush(Instant::now());
+            state.core.flush(tokio_now());
         }
         self.shared.wake.notify_one();
         let task = self
@@ -341,7 +348,7 @@ impl Drop for Sink {
         // Without a shutdown, the task still sends what was put, then ends.
         let mut state = self.shared.lock();
         state.closed = true;
-        state.core.flush(Instant::now());
+        state.core.flush(tokio_now());
         drop(state);
         self.shared.wake.notify_one();
     }
@@ -373,12 +380,12 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut listing = false;
     let mut list_failures: u32 = 0;
-    let mut next_list = Instant::now();
+    let mut next_list = tokio_now();
     let mut exported = Stats::default();
     loop {
         let wake_at = {
             let mut state = shared.lock();
-            let now = Instant::now();
+            let now = tokio_now();
             if state.core.wants_shard_map() && !listing && now >= next_list {
                 listing = true;
                 let (client, stream) = (client.clone(), stream.clone());
@@ -389,7 +396,7 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
             while let Some(transmit) = state.core.poll_transmit(now) {
                 let (client, stream) = (client.clone(), stream.clone());
                 tasks.spawn(async move {
-                    let started = Instant::now();
+                    let started = tokio::time::Instant::now();
                     let id = transmit.id;
                     let result = put_records(&client, &stream, transmit, request_timeout).await;
                     Done::Put(id, result, started.elapsed())
@@ -423,7 +430,7 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
             _ = sleep => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let mut state = shared.lock();
-                let now = Instant::now();
+                let now = tokio_now();
                 match done {
                     Ok(Done::Put(id, result, latency)) => {
                         metrics::histogram!("kpl_sink_put_records_latency_seconds").record(latency.as_secs_f64());

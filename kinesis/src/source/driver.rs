@@ -4,7 +4,7 @@
 use core::fmt;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
@@ -12,6 +12,9 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use aws_smithy_types::retry::RetryConfig;
 use kpl_codec::HashRange;
+// Time through tokio's clock: the system's, unless a test paused it (then it advances
+// only when every task waits on a timer, and timing is exact).
+use tokio::time::Instant;
 
 use super::checkpoint::{CheckpointError, CheckpointStore, MemoryCheckpoints, ShardPosition};
 use super::lineage::{ShardNode, ShardTree};
