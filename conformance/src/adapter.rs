@@ -68,6 +68,11 @@ impl AdapterProcess {
         }
     }
 
+    /// Waits `timeout` for each answer from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     fn start(&mut self) -> Result<&mut Running, String> {
         if self.running.is_none() {
             let mut command = Command::new("sh");
