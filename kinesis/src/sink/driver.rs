@@ -206,6 +206,20 @@ impl PendingOutcome {
     pub fn id(&self) -> RecordId {
         self.id
     }
+
+    /// The outcome if it is decided, without waiting (then this must not be polled
+    /// again); `None` while the record is still buffered or in flight. Lets a producer drop
+    /// settled outcomes as it goes, so that what it keeps is bounded by the sink's buffer.
+    pub fn try_outcome(&mut self) -> Option<Outcome> {
+        match self.rx.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Outcome::Failure(Failure {
+                reason: FailureReason::Shutdown,
+                attempts: 0,
+            })),
+        }
+    }
 }
 
 impl Future for PendingOutcome {
