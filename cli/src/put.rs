@@ -263,6 +263,8 @@ async fn put_all(
         on: std::io::stderr().is_terminal(),
         last: Instant::now(),
     };
+    // Outcomes not settled yet, oldest first; settled ones are dropped as the input is read,
+    // so that memory stays bounded by the sink's buffer however long the input.
     let mut pending: Vec<(usize, PendingOutcome)> = Vec::new();
     let mut failures: Vec<(usize, String)> = Vec::new();
     let (mut records, mut bytes) = (0usize, 0usize);
@@ -284,6 +286,16 @@ async fn put_all(
                 failures.push((line_number, format!("invalid record: {e}")))
             }
             Err(e) => return Err(CliError::input(e.to_string())),
+        }
+        if records % 1024 == 0 {
+            pending.retain_mut(|(line_number, p)| match p.try_outcome() {
+                None => true,
+                Some(Outcome::Failure(f)) => {
+                    failures.push((*line_number, f.to_string()));
+                    false
+                }
+                Some(_) => false,
+            });
         }
         progress.tick(&sink, records, false);
     }

@@ -55,9 +55,27 @@ fn kpl(args: &[&str]) -> Command {
     command
 }
 
+/// A `kpl put --config` file with the shared tests' patient sink settings (see
+/// `support::patient_config`): on a busy machine kinesis-mock can take longer than KPL's
+/// 6 s `RequestTimeout`, and a timed-out request stored anyway would be stored twice. One
+/// file per stream: the tests run in parallel.
+fn patient_config_file(stream: &str) -> std::path::PathBuf {
+    let name = format!("kpl-put-test-{}-{stream}.json", std::process::id());
+    let path = std::env::temp_dir().join(name);
+    let json = serde_json::json!({
+        "RequestTimeout": support::PATIENT_REQUEST_TIMEOUT,
+        "RecordTtl": support::PATIENT_RECORD_TTL,
+    });
+    std::fs::write(&path, json.to_string()).expect("write the sink settings");
+    path
+}
+
 fn kpl_put(stream: &str, extra: &[&str], input: &[u8]) -> Output {
+    let config = patient_config_file(stream);
     let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
         .args(["put", "--stream", stream, "--endpoint", support::ENDPOINT])
+        .arg("--config")
+        .arg(&config)
         .args(extra)
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
@@ -74,6 +92,7 @@ fn kpl_put(stream: &str, extra: &[&str], input: &[u8]) -> Output {
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let output = child.wait_with_output().expect("kpl put ends");
     writer.join().expect("writer").expect("write stdin");
+    let _ = std::fs::remove_file(&config);
     output
 }
 
@@ -266,15 +285,31 @@ fn tail_follow() -> Result<(), Failed> {
         kpl_put("cli-follow", &[], input.as_bytes()).status.code(),
         Some(0)
     );
-    let mut reader = BufReader::new(stdout);
+    // Lines come through a thread, so that waiting for them is bounded (generously: a
+    // minute for 50 records) even if `kpl tail` stops printing without exiting.
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while seen.len() < expected.len() && std::time::Instant::now() < deadline {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
+    while seen.len() < expected.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.extend(tail_lines(line?.as_bytes())),
+            // Ended, or nothing more within the minute: the comparison below says what
+            // is missing.
+            Err(_) => break,
         }
-        seen.extend(tail_lines(line.as_bytes()));
+    }
+    if seen.len() < expected.len() {
+        // Failing: stop the follower first, so that it does not outlive the test.
+        let _ = child.kill();
+        let _ = child.wait();
     }
     assert_eq!(
         support::counts(seen.iter().map(|(k, d, _, _)| (k.clone(), d.clone()))),

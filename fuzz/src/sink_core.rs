@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use kpl_codec::{deaggregate, hash_key, parse_explicit_hash_key, HashRange, Options, Verdict};
 use kpl_kinesis::sink::{
+    RECORD_OVERHEAD,
     retryable_record_error, Config, Core, EntryResult, ErrorInfo, FailureReason, Outcome, PutError,
     RecordId, RequestFailure, RequestId, ShardInfo, ShardMap, Transmit, UserRecord,
 };
@@ -95,6 +96,8 @@ impl ConfigInput {
             max_buffered_records: 1 + pick(self.max_records.into(), 31, 64) as usize,
             max_buffered_bytes: max_record_size
                 + 4 * pick(self.extra_bytes.into(), 4096, 1 << 16) as usize,
+            // Small floors, so that the drain rule binds as often as the hard bounds.
+            buffer_min_bytes: pick(self.extra_bytes.into(), 1 << 20, 1 << 14) as usize,
             retry_backoff_min: backoff_min,
             retry_backoff_max: backoff_min + u64::from(self.backoff_extra % 5000),
             seed: self.seed,
@@ -594,8 +597,18 @@ impl Harness {
             && record.partition_key.encode_utf16().count() <= 256
             && !matches!(ehk, Some(Err(_)))
             && size <= self.config.max_record_size;
-        let full = self.core.buffered_records() >= self.config.max_buffered_records
-            || self.core.buffered_bytes() + size > self.config.max_buffered_bytes;
+        // The hard bounds, and the drain rule of the record's shard (an empty sink, or an
+        // empty shard account, always takes one record).
+        let hash = match ehk {
+            Some(Ok(v)) => v,
+            _ => hash_key(record.partition_key.as_bytes()),
+        };
+        let budget = self.core.shard_budget(hash, self.now);
+        let full = self.core.buffered_records() > 0
+            && (self.core.buffered_records() >= self.config.max_buffered_records
+                || self.core.buffered_bytes() + size > self.config.max_buffered_bytes
+                || (budget.buffered_records > 0
+                    && budget.buffered_cost + size + RECORD_OVERHEAD > budget.limit));
         match self.core.put(record.clone(), self.now) {
             Ok(id) => {
                 assert!(
@@ -625,7 +638,7 @@ impl Harness {
                     "Full for {record:?} (valid {valid}, full {full})"
                 );
                 assert_eq!(back, record, "Full hands the record back");
-                assert!(!self.core.has_room(size));
+                assert!(!self.core.has_room(&record, self.now));
             }
             Err(PutError::Invalid(e)) => assert!(!valid, "valid {record:?} refused: {e}"),
         }

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::ScalingType;
-use kpl_kinesis::sink::{Config, FailureReason, Outcome, UserRecord};
+use kpl_kinesis::sink::{Config, FailureReason, Outcome, Sink, UserRecord};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
@@ -109,13 +109,10 @@ async fn reshard_mid_run() -> Result<(), Failed> {
     const N: u32 = 10_000;
     let admin = support::admin();
     support::create_stream(&admin, "sink-reshard", 2).await;
-    // Records wait up to 2 s, so the first half is still buffered, aggregated for the two
-    // original shards, when the stream goes to four.
-    let config = Config {
-        record_max_buffered_time: 2_000,
-        ..support::patient_config()
-    };
-    let sink = support::sink_for("sink-reshard", config).await?;
+    // Records leave only when flushed, so the first half is still buffered, aggregated for
+    // the two original shards, when the stream goes to four, however long putting them and
+    // resharding take.
+    let sink = support::sink_for("sink-reshard", support::flush_only_config()).await?;
     // Aggregates must be built for the two original shards: wait for the sink's first map.
     assert!(sink.wait_for_shard_map(Duration::from_secs(30)).await);
     let mut pending = Vec::new();
@@ -130,13 +127,13 @@ async fn reshard_mid_run() -> Result<(), Failed> {
                 .send()
                 .await?;
             support::wait_active(&admin, "sink-reshard").await;
-            sink.flush().await;
+            flush_until_settled(&sink).await;
         }
         let r = record("r", i);
         expected.push((r.partition_key.clone(), r.data.clone()));
         pending.push(sink.put(r).await?);
     }
-    sink.flush().await;
+    flush_until_settled(&sink).await;
     support::all_stored(pending).await?;
     let stats = sink.stats();
     sink.shutdown(Duration::from_secs(10)).await;
@@ -182,6 +179,17 @@ async fn reshard_mid_run() -> Result<(), Failed> {
         unfiltered - N as usize
     );
     Ok(())
+}
+
+/// Flushes until every record put so far has its outcome. With a sink that sends only
+/// when flushed, one flush is not always enough: the user records of an aggregate that
+/// landed on the wrong shard come back after it, and are queued again to wait out their
+/// `RecordMaxBufferedTime` anew.
+async fn flush_until_settled(sink: &Sink) {
+    while tokio::time::timeout(Duration::from_millis(200), sink.flush())
+        .await
+        .is_err()
+    {}
 }
 
 async fn oversized_record_fails_alone() -> Result<(), Failed> {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use kpl_codec::{deaggregate, hash_key, HashRange, Options, Policy, Verdict};
 use kpl_kinesis::sink::{
     Config, Core, EntryResult, ErrorInfo, FailureReason, Outcome, PutEntry, PutError, RecordId,
-    RequestFailure, ShardInfo, ShardMap, Transmit, UserRecord,
+    RequestFailure, ShardInfo, ShardMap, Transmit, UserRecord, RECORD_OVERHEAD,
 };
 use proptest::prelude::*;
 
@@ -312,10 +312,16 @@ impl Model {
             }
             Err(PutError::Full(back)) => {
                 assert_eq!(back, record, "Full hands the record back");
-                assert!(!self.core.has_room(size));
+                assert!(!self.core.has_room(&record, self.now));
+                // A hard bound, or the drain rule of its shard; never an empty sink or shard.
+                let hash = ehk.unwrap_or_else(|| hash_key(pk.as_bytes()));
+                let budget = self.core.shard_budget(hash, self.now);
+                assert!(self.core.buffered_records() > 0, "Full while empty");
                 assert!(
                     self.core.buffered_records() >= self.config.max_buffered_records
-                        || self.core.buffered_bytes() + size > self.config.max_buffered_bytes,
+                        || self.core.buffered_bytes() + size > self.config.max_buffered_bytes
+                        || (budget.buffered_records > 0
+                            && budget.buffered_cost + size + RECORD_OVERHEAD > budget.limit),
                     "Full with room left"
                 );
             }

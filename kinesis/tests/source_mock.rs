@@ -48,9 +48,11 @@ fn record(run: &str, i: u32) -> UserRecord {
     )
 }
 
-/// Puts records through the sink and waits until every one is stored.
+/// Puts records through the sink and waits until every one is stored. Sent only at the
+/// flush, so that the aggregates (and where each user record sits in one) are the same
+/// on every run.
 async fn produce(stream: &str, records: Vec<UserRecord>) -> Result<(), Failed> {
-    let sink = support::sink_for(stream, support::patient_config()).await?;
+    let sink = support::sink_for(stream, support::flush_only_config()).await?;
     let mut pending = Vec::new();
     for r in records {
         pending.push(sink.put(r).await?);

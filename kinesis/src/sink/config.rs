@@ -53,10 +53,22 @@ pub struct Config {
     /// it counts as a (retryable) timeout (default 6,000).
     pub request_timeout: u64,
     /// Most user records buffered (put but without an outcome yet); beyond it `put` waits
-    /// and `try_put` says full (default 1,000,000).
+    /// and `try_put` says full (default 200,000). A hard bound; the drain rule
+    /// (`BufferDrainTime`) usually binds first.
     pub max_buffered_records: usize,
-    /// Most bytes (data plus partition keys) buffered (default 256 MiB).
+    /// Most bytes (data plus partition keys) buffered (default 64 MiB). A hard bound, for
+    /// streams so fast that the drain rule would allow more.
     pub max_buffered_bytes: usize,
+    /// Admission control, ms: `put` waits while what is buffered could not be stored within
+    /// this time at the throughput the sink achieved over the last 5 s (default: a third of
+    /// `RecordTtl`, so 10,000 with KPL's TTL, leaving the rest of the TTL for retries; at
+    /// most `RecordTtl`; 0 turns the rule off). Not a KPL option: KPL buffers without bound
+    /// until records expire.
+    pub buffer_drain_time: Option<u64>,
+    /// The buffer the drain rule always allows per shard, in its cost unit (bytes plus 64 per
+    /// record; default 1 MiB): what a shard that has stored little lately may hold while it
+    /// measures.
+    pub buffer_min_bytes: usize,
     /// First retry delay, ms; doubled per attempt, with jitter (default 100).
     pub retry_backoff_min: u64,
     /// Longest retry delay, ms (default 5,000).
@@ -85,8 +97,10 @@ impl Default for Config {
             shard_bytes_per_second: 1024 * 1024,
             max_connections: 24,
             request_timeout: 6_000,
-            max_buffered_records: 1_000_000,
-            max_buffered_bytes: 256 * 1024 * 1024,
+            max_buffered_records: 200_000,
+            max_buffered_bytes: 64 * 1024 * 1024,
+            buffer_drain_time: None,
+            buffer_min_bytes: 1024 * 1024,
             retry_backoff_min: 100,
             retry_backoff_max: 5_000,
             region: String::new(),
@@ -225,6 +239,18 @@ impl Config {
             "at least MaxRecordSize",
         )?;
         check(
+            "BufferDrainTime",
+            self.drain_time().as_millis() as u64,
+            (0, self.record_ttl),
+            "0 to RecordTtl",
+        )?;
+        check(
+            "BufferMinBytes",
+            self.buffer_min_bytes as u64,
+            (0, u64::MAX / 2),
+            "at least 0",
+        )?;
+        check(
             "RetryBackoffMin",
             self.retry_backoff_min,
             (1, 600_000),
@@ -263,6 +289,11 @@ impl Config {
     /// `RecordTtl` as a duration.
     pub fn ttl(&self) -> Duration {
         Duration::from_millis(self.record_ttl)
+    }
+
+    /// `BufferDrainTime`, or its default, a third of `RecordTtl`.
+    pub fn drain_time(&self) -> Duration {
+        Duration::from_millis(self.buffer_drain_time.unwrap_or(self.record_ttl / 3))
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use kpl_codec::{deaggregate, Aggregator, HashRange, InputRecord, KinesisRecord, Options, Policy};
 
+use super::admission::{Admission, ShardBudget, RECORD_OVERHEAD};
 use super::config::Config;
 use super::errors::retryable_record_error;
 use super::outcome::{
@@ -135,6 +136,8 @@ struct Meta {
     expires: Instant,
     attempts: u32,
     last_error: Option<ErrorInfo>,
+    /// The shard whose admission account it is charged to (empty: no map when put).
+    account: Arc<str>,
 }
 
 /// A Kinesis record and the user records it carries, in order.
@@ -230,6 +233,8 @@ pub struct Core {
     collect_deadline: Option<Instant>,
     retries: BTreeMap<(Instant, u64), KRec>,
     in_flight: BTreeMap<RequestId, Vec<KRec>>,
+    /// Bytes of the requests in flight.
+    in_flight_bytes: usize,
     parked: Vec<Parked>,
     outcomes: VecDeque<(RecordId, Outcome)>,
     next_record: u64,
@@ -237,6 +242,9 @@ pub struct Core {
     next_retry: u64,
     buffered_records: usize,
     buffered_bytes: usize,
+    admission: Admission,
+    /// The admission account of records put before any shard map.
+    no_map: Arc<str>,
     rng: u64,
     stats: Stats,
 }
@@ -244,14 +252,16 @@ pub struct Core {
 impl Core {
     /// A core with no shard map yet ([`Core::wants_shard_map`] is true).
     pub fn new(config: Config, now: Instant) -> Result<Self, super::ConfigError> {
+        let _ = now; // kept for API stability: the core reads time only from its callers
         config.validate()?;
         let checker = Aggregator::new(config.aggregator()).map_err(|_| super::ConfigError {
             option: "AggregationMaxSize",
             value: config.aggregation_max_size as u64,
             allowed: "64 to 10485760",
         })?;
-        let _ = now;
         Ok(Core {
+            admission: Admission::new(config.drain_time(), config.buffer_min_bytes),
+            no_map: Arc::from(""),
             buffered_time: config.buffered_time(),
             ttl: config.ttl(),
             rng: config.seed | 1,
@@ -267,6 +277,7 @@ impl Core {
             collect_deadline: None,
             retries: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            in_flight_bytes: 0,
             parked: Vec::new(),
             outcomes: VecDeque::new(),
             next_record: 0,
@@ -330,15 +341,15 @@ impl Core {
         };
         self.checker.check(&input).map_err(PutError::Invalid)?;
         let size = record.size();
-        if self.buffered_records >= self.config.max_buffered_records
-            || self.buffered_bytes.saturating_add(size) > self.config.max_buffered_bytes
-        {
-            return Err(PutError::Full(record));
-        }
         let hash_key = match record.explicit_hash_key.as_deref() {
             Some(text) => kpl_codec::parse_explicit_hash_key(text).map_err(PutError::Invalid)?,
             None => kpl_codec::hash_key(record.partition_key.as_bytes()),
         };
+        let account = self.account_of(hash_key);
+        if !self.admits(&account, size, now) {
+            return Err(PutError::Full(record));
+        }
+        self.admission.charge(&account, size + RECORD_OVERHEAD, now);
         let id = RecordId(self.next_record);
         self.next_record += 1;
         let meta = Meta {
@@ -350,6 +361,7 @@ impl Core {
             expires: now + self.ttl,
             attempts: 0,
             last_error: None,
+            account,
         };
         self.buffered_records += 1;
         self.buffered_bytes += size;
@@ -358,10 +370,38 @@ impl Core {
         Ok(id)
     }
 
-    /// Whether `put` would accept a record of `size` bytes now (buffer limits only).
-    pub fn has_room(&self, size: usize) -> bool {
+    /// Whether `put` would accept `record` (if valid) at `now`: within the hard bounds
+    /// (`MaxBufferedRecords`, `MaxBufferedBytes`) and within what its shard can drain in
+    /// `BufferDrainTime` at the throughput it achieved lately ([`Core::shard_budget`]).
+    pub fn has_room(&self, record: &UserRecord, now: Instant) -> bool {
+        let hash_key = match record.explicit_hash_key.as_deref() {
+            Some(text) => kpl_codec::parse_explicit_hash_key(text).unwrap_or(0),
+            None => kpl_codec::hash_key(record.partition_key.as_bytes()),
+        };
+        self.admits(&self.account_of(hash_key), record.size(), now)
+    }
+
+    fn admits(&self, account: &Arc<str>, size: usize, now: Instant) -> bool {
+        if self.buffered_records == 0 {
+            return size <= self.config.max_buffered_bytes;
+        }
         self.buffered_records < self.config.max_buffered_records
             && self.buffered_bytes.saturating_add(size) <= self.config.max_buffered_bytes
+            && self.admission.allows(account, size + RECORD_OVERHEAD, now)
+    }
+
+    /// The admission account of a hash key: its shard in the current map.
+    fn account_of(&self, hash_key: u128) -> Arc<str> {
+        self.map
+            .as_ref()
+            .and_then(|m| self.shards.get(m.route(hash_key)))
+            .map_or_else(|| self.no_map.clone(), |s| s.id.clone())
+    }
+
+    /// What the admission rule sees of the shard a record with this hash key is charged
+    /// to: its buffered records and cost, its throughput and its limit at `now`.
+    pub fn shard_budget(&self, hash_key: u128, now: Instant) -> ShardBudget {
+        self.admission.budget(&self.account_of(hash_key), now)
     }
 
     /// Installs the shard map from ListShards (all shards, open and closed). Records held
@@ -382,6 +422,8 @@ impl Core {
             }
         }
         self.shards = shards;
+        let open: Vec<Arc<str>> = self.shards.iter().map(|s| s.id.clone()).collect();
+        self.admission.retain(|id| open.iter().any(|o| &**o == id));
         self.map = Some(map);
         self.wants_map = false;
         // Shards that are gone: take their records apart.
@@ -413,7 +455,7 @@ impl Core {
         for p in parked {
             match self.map.as_ref().and_then(|m| m.range_of(&p.shard_id)) {
                 Some(range) if p.rec.fits(range) => {
-                    self.succeed(p.rec, p.shard_id, p.sequence_number)
+                    self.succeed(p.rec, p.shard_id, p.sequence_number, Some(now))
                 }
                 _ => {
                     self.stats.wrong_shard_resends += 1;
@@ -529,7 +571,7 @@ impl Core {
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.handle_timeout(now);
         loop {
-            if self.in_flight.len() >= self.config.max_connections || self.collect.is_empty() {
+            if !self.may_send(now) || self.collect.is_empty() {
                 return None;
             }
             let full = self.collect.len() >= self.config.collection_max_count
@@ -577,9 +619,29 @@ impl Core {
             self.stats.put_records_calls += 1;
             self.stats.kinesis_records_sent += batch.len() as u64;
             self.stats.bytes_sent += bytes as u64;
+            self.in_flight_bytes += bytes;
             self.in_flight.insert(id, batch);
             return Some(Transmit { id, entries });
         }
+    }
+
+    /// Whether another request may go out: fewer than `MaxConnections` in flight, and (when
+    /// the drain rule is on) no more bytes in flight than the stream stores in half a
+    /// `RequestTimeout` at the throughput measured lately (at least `BufferMinBytes`), so
+    /// that a slow stream is not handed requests it cannot answer before they time out (one
+    /// request may always go).
+    fn may_send(&self, now: Instant) -> bool {
+        if self.in_flight.len() >= self.config.max_connections {
+            return false;
+        }
+        if self.in_flight.is_empty() || self.config.drain_time().is_zero() {
+            return true;
+        }
+        let window = (u128::from(self.admission.total_throughput(now))
+            * u128::from(self.config.request_timeout)
+            / 2000)
+            .max(self.config.buffer_min_bytes as u128);
+        (self.in_flight_bytes as u128) < window
     }
 
     /// When [`Core::handle_timeout`] (or [`Core::poll_transmit`]) has work next, if ever.
@@ -604,7 +666,7 @@ impl Core {
                     .max(shard.bytes.ready_at(size, now)));
             }
         }
-        if self.in_flight.len() < self.config.max_connections {
+        if self.may_send(now) {
             if let Some(d) = self.collect_deadline {
                 at(d);
             }
@@ -631,6 +693,9 @@ impl Core {
         let Some(batch) = self.in_flight.remove(&id) else {
             return;
         };
+        self.in_flight_bytes = self
+            .in_flight_bytes
+            .saturating_sub(batch.iter().map(KRec::size).sum());
         let attempts = batch
             .iter()
             .flat_map(|r| r.users.iter().map(|u| u.attempts))
@@ -715,6 +780,7 @@ impl Core {
         self.collect_deadline = None;
         let retries = core::mem::take(&mut self.retries);
         let in_flight = core::mem::take(&mut self.in_flight);
+        self.in_flight_bytes = 0;
         for rec in collect
             .into_iter()
             .chain(retries.into_values())
@@ -724,7 +790,7 @@ impl Core {
         }
         let parked = core::mem::take(&mut self.parked);
         for p in parked {
-            self.succeed(p.rec, p.shard_id, p.sequence_number);
+            self.succeed(p.rec, p.shard_id, p.sequence_number, None);
         }
     }
 
@@ -804,7 +870,9 @@ impl Core {
             }
             rec.epoch = self.epoch;
         }
-        shard.ready.push_back(rec);
+        // Ahead of records that never went out: a record retried on a throttled shard is
+        // older than any of them, and would otherwise queue behind newer ones until its TTL.
+        shard.ready.push_front(rec);
     }
 
     /// A Kinesis record was stored on `shard_id`: success for its user records, unless it
@@ -817,11 +885,13 @@ impl Core {
         now: Instant,
     ) {
         if !rec.aggregated() {
-            self.succeed(rec, shard_id, sequence_number);
+            self.succeed(rec, shard_id, sequence_number, Some(now));
             return;
         }
         match self.map.as_ref().and_then(|m| m.range_of(&shard_id)) {
-            Some(range) if rec.fits(range) => self.succeed(rec, shard_id, sequence_number),
+            Some(range) if rec.fits(range) => {
+                self.succeed(rec, shard_id, sequence_number, Some(now))
+            }
             Some(_) => {
                 // A reshard moved the key space: every user record goes again, for the new map.
                 self.stats.wrong_shard_resends += 1;
@@ -841,12 +911,20 @@ impl Core {
         }
     }
 
-    fn succeed(&mut self, rec: KRec, shard_id: Arc<str>, sequence_number: Arc<str>) {
+    /// Success for the user records of `rec`; `stored_at` is when the answer came (they
+    /// then count toward their shard's throughput), `None` at abort.
+    fn succeed(
+        &mut self,
+        rec: KRec,
+        shard_id: Arc<str>,
+        sequence_number: Arc<str>,
+        stored_at: Option<Instant>,
+    ) {
         let aggregated = rec.aggregated();
         self.stats.kinesis_records_stored += 1;
         for (i, meta) in rec.users.into_iter().enumerate() {
             self.stats.user_records_stored += 1;
-            self.release(&meta);
+            self.release(&meta, stored_at);
             self.outcomes.push_back((
                 meta.id,
                 Outcome::Success(Success {
@@ -909,7 +987,7 @@ impl Core {
 
     fn emit_failure(&mut self, meta: Meta, reason: FailureReason) {
         self.stats.user_records_failed += 1;
-        self.release(&meta);
+        self.release(&meta, None);
         self.outcomes.push_back((
             meta.id,
             Outcome::Failure(Failure {
@@ -919,9 +997,11 @@ impl Core {
         ));
     }
 
-    fn release(&mut self, meta: &Meta) {
+    fn release(&mut self, meta: &Meta, stored_at: Option<Instant>) {
         self.buffered_records -= 1;
         self.buffered_bytes -= meta.size;
+        self.admission
+            .release(&meta.account, meta.size + RECORD_OVERHEAD, stored_at);
     }
 
     /// Takes a Kinesis record apart and puts its user records back through the pipeline

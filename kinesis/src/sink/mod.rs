@@ -19,7 +19,25 @@
 //! does not filter by hash range (Lambda, most libraries) sees those user records twice.
 //! Delivery is therefore at-least-once for non-filtering consumers, exactly-once-stored for
 //! KCL ones.
+//!
+//! # Backpressure: slowing the producer instead of expiring its records
+//! `put` waits (and `try_put` / [`Core::put`] say full) not only at the hard bounds
+//! (`MaxBufferedRecords`, `MaxBufferedBytes`) but as soon as what is buffered could not be
+//! stored within `BufferDrainTime` (default 10 s, a third of `RecordTtl`) at the rate the
+//! sink has actually stored user records over the last 5 s ([`THROUGHPUT_WINDOW`]), whatever
+//! limits that rate: the stream's capacity, throttling, the sink's rate limits, a slow
+//! endpoint. The rule holds **per shard**: a record is charged to the shard its hash key
+//! routes to, so a hot or throttled shard slows down only the records bound for it (and a
+//! producer that waits in `put` for one of them). Each record counts its data and partition
+//! key plus [`RECORD_OVERHEAD`]. A floor per shard, `BufferMinBytes` (default 1 MiB), lets a
+//! shard that has stored nothing lately start and measure, and a shard with nothing buffered
+//! always takes one record. [`Core::shard_budget`] shows the numbers. A producer faster than its
+//! stream thus runs at the stream's speed, with memory bounded by what drains within
+//! `BufferDrainTime`. When the stream stops accepting anything, the measured rate falls to
+//! zero within 5 s, each shard holds at most the floor, and records expire only once nothing
+//! at all was stored for their whole `RecordTtl`. `BufferDrainTime = 0` turns the rule off.
 
+mod admission;
 mod config;
 mod core;
 #[cfg(feature = "driver")]
@@ -29,6 +47,7 @@ mod outcome;
 mod rate_limit;
 mod shard_map;
 
+pub use self::admission::{ShardBudget, RECORD_OVERHEAD, WINDOW as THROUGHPUT_WINDOW};
 pub use self::config::{Config, ConfigError};
 pub use self::core::{Core, EntryResult, PutEntry, RequestFailure, RequestId, Stats, Transmit};
 #[cfg(feature = "driver")]

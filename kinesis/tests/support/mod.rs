@@ -153,9 +153,12 @@ pub async fn create_stream(client: &Client, name: &str, shards: i32) {
     wait_active(client, name).await;
 }
 
-/// Waits until the stream is ACTIVE (after a create or a reshard).
+/// Waits until the stream is ACTIVE (after a create or a reshard), polling; a minute is
+/// far more than kinesis-mock (set to change states at once) takes, even on a busy machine.
 pub async fn wait_active(client: &Client, name: &str) {
-    for _ in 0..200 {
+    let limit = Duration::from_secs(60);
+    let started = Instant::now();
+    loop {
         let d = client
             .describe_stream_summary()
             .stream_name(name)
@@ -166,9 +169,12 @@ pub async fn wait_active(client: &Client, name: &str) {
         {
             return;
         }
+        assert!(
+            started.elapsed() < limit,
+            "stream {name} did not become ACTIVE in {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("stream {name} did not become ACTIVE");
 }
 
 /// A Kinesis record as read back, with the shard it was read from.
@@ -332,11 +338,26 @@ pub fn counts(
 /// (at-least-once), which exact-count tests must not see: requests get a minute.
 pub fn patient_config() -> kpl_kinesis::sink::Config {
     kpl_kinesis::sink::Config {
-        request_timeout: 60_000,
-        record_ttl: 300_000,
+        request_timeout: PATIENT_REQUEST_TIMEOUT,
+        record_ttl: PATIENT_RECORD_TTL,
         ..kpl_kinesis::sink::Config::default()
     }
 }
+
+/// [`patient_config`], but records leave only when the test flushes (or a PutRecords
+/// batch fills): `RecordMaxBufferedTime` is an hour. Aggregate boundaries then depend on
+/// the records alone, never on how fast the test happened to put them (a slow machine
+/// would otherwise send part of them when their 100 ms are over).
+pub fn flush_only_config() -> kpl_kinesis::sink::Config {
+    kpl_kinesis::sink::Config {
+        record_max_buffered_time: 3_600_000,
+        ..patient_config()
+    }
+}
+
+/// [`patient_config`]'s `RequestTimeout` and `RecordTtl`, ms.
+pub const PATIENT_REQUEST_TIMEOUT: u64 = 60_000;
+pub const PATIENT_RECORD_TTL: u64 = 300_000;
 
 /// A sink on the mock that has its shard map, so it aggregates per shard from the first
 /// record on.
