@@ -89,7 +89,7 @@ async fn every_record_once() -> Result<(), Failed> {
     support::create_stream(&admin, "lambda-dst", 3).await;
 
     // The source: aggregates from the sink, plus two plain records put directly.
-    let source = support::sink_for("lambda-src", support::patient_config()).await?;
+    let source = support::sink_for("lambda-src", support::flush_only_config()).await?;
     let mut pending = Vec::new();
     let mut put = Vec::new();
     for i in 0..N {
@@ -181,7 +181,7 @@ async fn failed_put_reported() -> Result<(), Failed> {
     support::create_stream(&admin, "lambda-dst-fail", 1).await;
 
     // Two aggregates in the source: the second holds the record that will fail.
-    let source = support::sink_for("lambda-src-fail", support::patient_config()).await?;
+    let source = support::sink_for("lambda-src-fail", support::flush_only_config()).await?;
     for batch in 0..2 {
         let mut pending = Vec::new();
         for i in 0..10 {
@@ -251,7 +251,7 @@ async fn binary_runs_once() -> Result<(), Failed> {
     let admin = support::admin();
     support::create_stream(&admin, "lambda-src-bin", 1).await;
     support::create_stream(&admin, "lambda-dst-bin", 2).await;
-    let source = support::sink_for("lambda-src-bin", support::patient_config()).await?;
+    let source = support::sink_for("lambda-src-bin", support::flush_only_config()).await?;
     let mut pending = Vec::new();
     for i in 0..50 {
         let r = UserRecord::new(format!("k{}", i % 7), format!("line {i}"));
