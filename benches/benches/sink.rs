@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kpl_kinesis::sink::{Config, Core, EntryResult, ShardMap, UserRecord};
+use kpl_kinesis::sink::{Config, Core, EntryResult, PutError, ShardMap, UserRecord};
 
 const RECORDS: usize = 100_000;
 
@@ -77,8 +77,18 @@ fn run(records: Vec<UserRecord>) -> usize {
     let mut outcomes = 0;
     for (i, r) in records.into_iter().enumerate() {
         now += Duration::from_micros(1);
-        if core.put(r, now).is_err() {
-            panic!("put refused");
+        // A refused put (the drain rule: the core sends what it buffers at once then) waits
+        // for the answers, as Sink::put waits for room.
+        let mut r = r;
+        loop {
+            match core.put(r, now) {
+                Ok(_) => break,
+                Err(PutError::Full(back)) => {
+                    r = back;
+                    outcomes += answer(&mut core, now, &shard_ids);
+                }
+                Err(e) => panic!("put refused: {e:?}"),
+            }
         }
         if i % 1024 == 1023 {
             outcomes += answer(&mut core, now, &shard_ids);

@@ -4,11 +4,13 @@
 //! "slow the producer down instead of expiring its records"): on a slow stream every record
 //! is stored and what is buffered stays within what can drain in `BufferDrainTime`; on a
 //! dead stream records expire after their TTL, each with its outcome, with memory bounded.
-//! (A shard throttled far below its nominal rate for minutes still expires records: the
-//! sink's send rate does not adapt to throttling yet; that scenario is the next step.)
+//! On a shard throttled far below its nominal rate for minutes, the sink sends at what the
+//! shard takes and nothing expires.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+
+const PTEE: &str = "ProvisionedThroughputExceededException";
 
 use kpl_kinesis::sink::{
     Config, Core, EntryResult, ErrorInfo, FailureReason, Outcome, PutError, RecordId,
@@ -65,6 +67,48 @@ impl Stream for Slow {
             })
             .collect();
         (self.free_at + self.latency, Ok(results))
+    }
+}
+
+/// Kinesis's own throttling: each shard stores at most its capacity of bytes per second
+/// (per calendar second of the virtual clock); entries beyond it fail with
+/// ProvisionedThroughputExceededException.
+struct Throttling {
+    t0: Instant,
+    capacity: Vec<u64>,
+    used: Vec<(u64, u64)>,
+    latency: Duration,
+    seq: u64,
+}
+
+impl Stream for Throttling {
+    fn answer(&mut self, t: &Transmit, shards: &[usize], now: Instant) -> Answer {
+        let second = now.duration_since(self.t0).as_secs();
+        let results = t
+            .entries
+            .iter()
+            .zip(shards)
+            .map(|(e, &s)| {
+                let size = (e.data.len() + e.partition_key.len()) as u64;
+                let used = &mut self.used[s];
+                if used.0 != second {
+                    *used = (second, 0);
+                }
+                if used.1 + size > self.capacity[s] {
+                    return EntryResult::Failed(ErrorInfo {
+                        code: PTEE.into(),
+                        message: "Rate exceeded for shard".into(),
+                    });
+                }
+                used.1 += size;
+                self.seq += 1;
+                EntryResult::Stored {
+                    shard_id: format!("shardId-{s:012}"),
+                    sequence_number: self.seq.to_string(),
+                }
+            })
+            .collect();
+        (now + self.latency, Ok(results))
     }
 }
 
@@ -213,10 +257,10 @@ fn a_slow_stream_slows_the_producer_and_stores_everything() {
     assert!(report.waits > 0, "the producer never waited: {report:?}");
     // Never above a shard's limit by more than the one record an empty account takes.
     assert_eq!(report.over_limit, 0, "{report:?}");
-    // Memory: the floors (1 MiB a shard) plus what drains in 10 s at this stream's speed,
+    // Memory: the floors (256 KiB a shard) plus what drains in 10 s at this stream's speed,
     // counted as the rule counts (each ~105-byte record costs 64 more).
     let per_second_cost = 1_000_000 * (107 + RECORD_OVERHEAD) / 107;
-    let bound = 4 * 1024 * 1024 + 10 * per_second_cost;
+    let bound = 4 * 256 * 1024 + 10 * per_second_cost;
     assert!(report.peak_cost <= bound, "{} > {bound}", report.peak_cost);
     // The producer ran at the stream's speed: not much longer than the bytes take.
     let ideal = Duration::from_secs(32_100_000 / 1_000_000);
@@ -236,6 +280,31 @@ fn a_slow_stream_slows_the_producer_and_stores_everything() {
 }
 
 #[test]
+fn a_throttled_shard_for_minutes_expires_nothing() {
+    // Shard 0 of 4 takes only 100 KB/s (a tenth of its nominal 1 MiB/s: other producers
+    // use the rest) for the whole run; the others take what they are sent. 450,000
+    // records, a quarter of them for shard 0: two minutes of virtual time at its pace.
+    let t0 = Instant::now();
+    let mut stream = Throttling {
+        t0,
+        capacity: vec![100_000, 1 << 20, 1 << 20, 1 << 20],
+        used: vec![(u64::MAX, 0); 4],
+        latency: ms(30),
+        seq: 0,
+    };
+    let count = 450_000;
+    let report = run(Config::default(), 4, &mut stream, count);
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.stored, count);
+    assert!(
+        report.retries.get(PTEE).copied().unwrap_or(0) > 0,
+        "{report:?}"
+    );
+    assert!(report.elapsed > Duration::from_secs(110), "{report:?}");
+    assert_eq!(report.over_limit, 0, "{report:?}");
+}
+
+#[test]
 fn a_dead_stream_expires_records_after_the_ttl_with_memory_bounded() {
     let count = 50_000;
     let config = Config {
@@ -250,10 +319,10 @@ fn a_dead_stream_expires_records_after_the_ttl_with_memory_bounded() {
         "{report:?}"
     );
     // Nothing was ever stored, so each shard holds at most its floor (plus one record).
-    let bound = 4 * (1024 * 1024 + 107 + RECORD_OVERHEAD);
+    let bound = 4 * (256 * 1024 + 107 + RECORD_OVERHEAD);
     assert!(report.peak_cost <= bound, "{} > {bound}", report.peak_cost);
     // Records expire only after their whole TTL: 50,000 records of ~171 cost are about
     // 8.5 MB, 4 MiB at a time, so at least two TTLs pass.
-    assert!(report.elapsed >= Duration::from_secs(60), "{report:?}");
+    assert!(report.elapsed >= Duration::from_secs(8 * 30), "{report:?}");
     assert!(report.waits > 0);
 }

@@ -441,6 +441,8 @@ fn rate_limit_holds_records_per_second_per_shard() {
     let t0 = Instant::now();
     let config = Config {
         aggregation_enabled: false,
+        // Bulk puts with nothing stored yet: the drain rule is off here.
+        buffer_drain_time: Some(0),
         ..Config::default()
     };
     // RateLimit 150 % of 1,000 records/s: 1,500 a second, a bucket of one second.
@@ -497,6 +499,8 @@ fn rate_limit_holds_bytes_per_second_per_shard() {
         aggregation_enabled: false,
         rate_limit: 100,
         shard_bytes_per_second: 100_000,
+        // Bulk puts with nothing stored yet: the drain rule is off here.
+        buffer_drain_time: Some(0),
         ..Config::default()
     };
     let mut core = new_core(config, Some(ShardMap::even(1)), t0);

@@ -5,9 +5,9 @@
 //! user record is admitted only while the records already buffered could all be stored
 //! within `BufferDrainTime` at the rate the sink has actually been storing user records
 //! over the last few seconds, whatever limits that rate (the stream's capacity, throttling,
-//! the sink's own rate limits, a slow endpoint). A floor (`BufferMinBytes`) lets a sink that
-//! has stored nothing yet, or nothing lately, start and measure; an empty buffer always
-//! admits one record. Sizes are costs: a record's bytes plus [`RECORD_OVERHEAD`].
+//! the sink's own rate limits, a slow endpoint). `BufferMinBytes` lets a shard that has
+//! stored nothing in that window start and measure; an empty buffer always admits one
+//! record. Sizes are costs: a record's bytes plus [`RECORD_OVERHEAD`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,8 +95,8 @@ pub struct ShardBudget {
     pub buffered_cost: usize,
     /// Cost stored per second over the last [`WINDOW`].
     pub throughput: u64,
-    /// The most cost it may buffer now: `throughput` times `BufferDrainTime`, at least
-    /// `BufferMinBytes` (`usize::MAX` when `BufferDrainTime` is 0).
+    /// The most cost it may buffer now: `throughput` times `BufferDrainTime`, or
+    /// `BufferMinBytes` while `throughput` is 0 (`usize::MAX` when `BufferDrainTime` is 0).
     pub limit: usize,
 }
 
@@ -118,11 +118,14 @@ impl Admission {
         };
         let limit = if self.drain_time.is_zero() {
             usize::MAX
+        } else if throughput == 0 {
+            // Nothing stored lately: the floor, to start and measure.
+            self.min_bytes
         } else {
+            // Measured: what drains in time, even when that is below the floor (a shard
+            // throttled to a trickle must not hold more than it can store within the TTL).
             let drainable = u128::from(throughput) * self.drain_time.as_millis() / 1000;
-            usize::try_from(drainable)
-                .unwrap_or(usize::MAX)
-                .max(self.min_bytes)
+            usize::try_from(drainable).unwrap_or(usize::MAX)
         };
         ShardBudget {
             shard_id: shard.clone(),
@@ -207,6 +210,12 @@ mod tests {
         assert_eq!(a.budget(&other, t).limit, 1000, "per shard");
         // Nothing stored for a whole window: back to the floor.
         assert_eq!(a.budget(&shard, t + WINDOW + BUCKET).limit, 1000);
+        // Measured, the limit may be below the floor: a trickle holds what drains in time.
+        let mut slow = Admission::new(Duration::from_secs(10), 1000);
+        slow.charge(&shard, 25, t0);
+        slow.release(&shard, 25, Some(t0));
+        assert_eq!(slow.budget(&shard, t0).throughput, 5);
+        assert_eq!(slow.budget(&shard, t0).limit, 50);
         // An empty shard takes one record whatever its size; then the limit binds.
         assert!(a.allows(&other, 5000, t));
         a.charge(&other, 5000, t);

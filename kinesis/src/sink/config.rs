@@ -65,9 +65,10 @@ pub struct Config {
     /// most `RecordTtl`; 0 turns the rule off). Not a KPL option: KPL buffers without bound
     /// until records expire.
     pub buffer_drain_time: Option<u64>,
-    /// The buffer the drain rule always allows per shard, in its cost unit (bytes plus 64 per
-    /// record; default 1 MiB): what a shard that has stored little lately may hold while it
-    /// measures.
+    /// What the drain rule allows a shard that stored nothing over the last 5 s, in its cost
+    /// unit (bytes plus 64 per record; default 256 KiB): enough to start and measure, small
+    /// enough to drain within the TTL even on a shard throttled to a trickle. Also the bytes
+    /// that may be in flight before any throughput is measured.
     pub buffer_min_bytes: usize,
     /// First retry delay, ms; doubled per attempt, with jitter (default 100).
     pub retry_backoff_min: u64,
@@ -100,7 +101,7 @@ impl Default for Config {
             max_buffered_records: 200_000,
             max_buffered_bytes: 64 * 1024 * 1024,
             buffer_drain_time: None,
-            buffer_min_bytes: 1024 * 1024,
+            buffer_min_bytes: 256 * 1024,
             retry_backoff_min: 100,
             retry_backoff_max: 5_000,
             region: String::new(),

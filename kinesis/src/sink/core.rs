@@ -26,7 +26,7 @@ use super::errors::retryable_record_error;
 use super::outcome::{
     ErrorInfo, Failure, FailureReason, Outcome, PutError, RecordId, Success, UserRecord,
 };
-use super::rate_limit::TokenBucket;
+use super::rate_limit::ShardLimiter;
 use super::shard_map::{ShardInfo, ShardMap, ShardMapError};
 
 /// Identifies a PutRecords request handed out by [`Core::poll_transmit`].
@@ -178,8 +178,7 @@ struct Shard {
     pending: VecDeque<Meta>,
     /// Kinesis records waiting for the rate limiter.
     ready: VecDeque<KRec>,
-    records: TokenBucket,
-    bytes: TokenBucket,
+    limiter: ShardLimiter,
 }
 
 #[derive(Debug)]
@@ -347,6 +346,10 @@ impl Core {
         };
         let account = self.account_of(hash_key);
         if !self.admits(&account, size, now) {
+            // Waiting longer to fill aggregates cannot help a producer that has to wait:
+            // what is buffered goes out now, so that room comes from outcomes (with a long
+            // RecordMaxBufferedTime nothing would otherwise leave before its deadline).
+            self.flush(now);
             return Err(PutError::Full(record));
         }
         self.admission.charge(&account, size + RECORD_OVERHEAD, now);
@@ -482,8 +485,11 @@ impl Core {
             aggregator: self.checker.clone(),
             pending: VecDeque::new(),
             ready: VecDeque::new(),
-            records: TokenBucket::new(scale(self.config.shard_records_per_second), now),
-            bytes: TokenBucket::new(scale(self.config.shard_bytes_per_second), now),
+            limiter: ShardLimiter::new(
+                scale(self.config.shard_records_per_second),
+                scale(self.config.shard_bytes_per_second),
+                now,
+            ),
         }
     }
 
@@ -551,11 +557,10 @@ impl Core {
         for shard in &mut self.shards {
             while let Some(rec) = shard.ready.front() {
                 let size = rec.size() as u64;
-                if !(shard.records.available(1, now) && shard.bytes.available(size, now)) {
+                if !shard.limiter.available(size, now) {
                     break;
                 }
-                shard.records.take(1);
-                shard.bytes.take(size);
+                shard.limiter.take(size);
                 if let Some(rec) = shard.ready.pop_front() {
                     passed.push(rec);
                 }
@@ -660,10 +665,7 @@ impl Core {
             }
             if let Some(rec) = shard.ready.front() {
                 let size = rec.size() as u64;
-                at(shard
-                    .records
-                    .ready_at(1, now)
-                    .max(shard.bytes.ready_at(size, now)));
+                at(shard.limiter.ready_at(size, now));
             }
         }
         if self.may_send(now) {
@@ -740,6 +742,9 @@ impl Core {
                     sequence_number,
                 } => self.settle_stored(rec, shard_id.into(), sequence_number.into(), now),
                 EntryResult::Failed(error) => {
+                    if error.code == "ProvisionedThroughputExceededException" {
+                        self.on_throttled(rec.hash_key, now);
+                    }
                     if retryable_record_error(&error.code) {
                         self.count_retry(&error.code);
                         self.retry(rec, error, now, delay);
@@ -935,6 +940,15 @@ impl Core {
                     attempts: meta.attempts,
                 }),
             ));
+        }
+    }
+
+    /// The shard of `hash_key` throttled: it is sent to more slowly for a while.
+    fn on_throttled(&mut self, hash_key: u128, now: Instant) {
+        if let Some(i) = self.map.as_ref().map(|m| m.route(hash_key)) {
+            if let Some(shard) = self.shards.get_mut(i) {
+                shard.limiter.on_throttled(now);
+            }
         }
     }
 

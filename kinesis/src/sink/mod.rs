@@ -29,8 +29,8 @@
 //! endpoint. The rule holds **per shard**: a record is charged to the shard its hash key
 //! routes to, so a hot or throttled shard slows down only the records bound for it (and a
 //! producer that waits in `put` for one of them). Each record counts its data and partition
-//! key plus [`RECORD_OVERHEAD`]. A floor per shard, `BufferMinBytes` (default 1 MiB), lets a
-//! shard that has stored nothing lately start and measure, and a shard with nothing buffered
+//! key plus [`RECORD_OVERHEAD`]. A floor per shard, `BufferMinBytes` (default 256 KiB), lets a
+//! shard that has stored nothing in the last 5 s start and measure, and a shard with nothing buffered
 //! always takes one record. [`Core::shard_budget`] shows the numbers. A producer faster than its
 //! stream thus runs at the stream's speed, with memory bounded by what drains within
 //! `BufferDrainTime`. When the stream stops accepting anything, the measured rate falls to
@@ -56,5 +56,5 @@ pub use self::errors::{retryable_record_error, retryable_request_error, GUARD_TI
 pub use self::outcome::{
     ErrorInfo, Failure, FailureReason, Outcome, PutError, RecordId, Success, UserRecord,
 };
-pub use self::rate_limit::TokenBucket;
+pub use self::rate_limit::{ShardLimiter, TokenBucket};
 pub use self::shard_map::{ShardInfo, ShardMap, ShardMapError};

@@ -351,6 +351,9 @@ pub fn patient_config() -> kpl_kinesis::sink::Config {
 pub fn flush_only_config() -> kpl_kinesis::sink::Config {
     kpl_kinesis::sink::Config {
         record_max_buffered_time: 3_600_000,
+        // Nothing is stored before the first flush, so the drain rule would hold the
+        // producer at this floor and send early; the whole input fits below it.
+        buffer_min_bytes: 64 * 1024 * 1024,
         ..patient_config()
     }
 }
