@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Backpressure end to end (issue 18): LINES lines of about 100 bytes piped into
+# `kpl put --lines` (release build, default settings: RecordTtl 30 s, RequestTimeout 6 s)
+# on a SHARDS-shard stream of kinesis-mock, which stores only about 1-2 MB/s here, so the
+# producer is faster than its stream. Inside a private network namespace (loopback only).
+#   bash benches/e2e/put-slow-stream.sh [LINES] [SHARDS]    (defaults 300000 4)
+# Prints `kpl put`'s summary with its exit status and peak resident memory (GNU time), then
+# reads the stream back with `kpl tail` (KCL's policy and range filter) and counts the
+# distinct lines stored.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LINES="${1:-300000}"
+SHARDS="${2:-4}"
+bash ci/kinesis-mock install >/dev/null
+cargo build --release --locked -q -p kpl-cli
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+python3 -c '
+import sys
+for i in range(int(sys.argv[1])):
+    print("%09d %s" % (i, "x" * 90))
+' "$LINES" > "$WORK/lines.txt"
+export WORK SHARDS LINES
+unshare -rn bash -c '
+set -euo pipefail
+ip link set lo up
+M=.tools/kinesis-mock/node_modules/kinesis-local
+INITIALIZE_STREAMS="rss:$SHARDS" KINESIS_MOCK_CERT_PATH="$M/server.json" \
+KINESIS_MOCK_PLAIN_PORT=4568 KINESIS_MOCK_TLS_PORT=4567 CREATE_STREAM_DURATION=0ms LOG_LEVEL=WARN \
+  node "$M/main.js" > "$WORK/mock.log" 2>&1 &
+MOCK=$!
+trap "kill $MOCK 2>/dev/null || true" EXIT
+for i in $(seq 1 100); do curl -sf http://127.0.0.1:4568/healthcheck >/dev/null && break; sleep 0.2; done
+sleep 1
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+echo "== $LINES lines into $SHARDS shards (kinesis-mock), default settings"
+status=0
+cat "$WORK/lines.txt" | /usr/bin/time -f "peak resident memory: %M kB, wall %e s, CPU %U+%S s" \
+  ./target/release/kpl put --stream rss --lines --endpoint http://127.0.0.1:4568 --region us-east-1 \
+  2>&1 | tail -n 20 || status=$?
+echo "kpl put exit status: $status"
+./target/release/kpl tail --stream rss --endpoint http://127.0.0.1:4568 --region us-east-1 > "$WORK/read.ndjson"
+python3 - "$WORK/read.ndjson" "$LINES" <<PY
+import base64, json, sys
+seen = {}
+for line in open(sys.argv[1]):
+    d = base64.b64decode(json.loads(line)["Data"]).decode()
+    seen[d] = seen.get(d, 0) + 1
+n = int(sys.argv[2])
+want = {"%09d %s" % (i, "x" * 90) for i in range(n)}
+print("read back: %d user records, %d distinct lines of %d, %d missing, %d read more than once"
+      % (sum(seen.values()), len(want & set(seen)), n, len(want - set(seen)), sum(1 for v in seen.values() if v > 1)))
+PY
+'
