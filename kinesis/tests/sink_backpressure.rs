@@ -193,6 +193,18 @@ fn run(config: Config, shards: usize, stream: &mut dyn Stream, count: usize) -> 
                 .map(|e| map.route(e.explicit_hash_key.parse().unwrap()))
                 .collect();
             let (at, answer) = stream.answer(&t, &routed, now);
+            if std::env::var("SIM_DEBUG").is_ok() {
+                eprintln!(
+                    "{:>8.3}s send {} entries {} bytes -> {:>8.3}s {}; buffered {} in flight {}",
+                    (now - t0).as_secs_f64(),
+                    t.entries.len(),
+                    t.size(),
+                    (at - t0).as_secs_f64(),
+                    if answer.is_ok() { "ok" } else { "timeout" },
+                    core.buffered_records(),
+                    core.in_flight()
+                );
+            }
             answers.push((at, t.id, answer));
         }
         while let Some((id, outcome)) = core.poll_outcome() {
@@ -258,8 +270,9 @@ fn a_slow_stream_slows_the_producer_and_stores_everything() {
     // Never above a shard's limit by more than the one record an empty account takes.
     assert_eq!(report.over_limit, 0, "{report:?}");
     // Memory: the floors (256 KiB a shard) plus what drains in 10 s at this stream's speed,
-    // counted as the rule counts (each ~105-byte record costs 64 more).
-    let per_second_cost = 1_000_000 * (107 + RECORD_OVERHEAD) / 107;
+    // counted as the rule counts. At most 10,000 records a second get through (each takes at least its 100 bytes of
+    // data on the wire), each costing its 107 bytes plus the overhead.
+    let per_second_cost = 1_000_000 / 100 * (107 + RECORD_OVERHEAD);
     let bound = 4 * 256 * 1024 + 10 * per_second_cost;
     assert!(report.peak_cost <= bound, "{} > {bound}", report.peak_cost);
     // The producer ran at the stream's speed: not much longer than the bytes take.
@@ -277,6 +290,25 @@ fn a_slow_stream_slows_the_producer_and_stores_everything() {
         report.failed.get("expired").copied().unwrap_or(0) > count / 10,
         "{report:?}"
     );
+}
+
+#[test]
+fn a_server_slower_than_one_full_batch_per_request_timeout_gets_smaller_batches() {
+    // 150 KB/s: a 5 MiB PutRecords takes 35 s, far beyond the 6 s RequestTimeout, so only
+    // smaller requests can ever be answered. 50,000 records (5.4 MB): about 36 s at best,
+    // longer than the TTL, so the producer must be slowed down too.
+    let count = 50_000;
+    let mut slow = Slow {
+        bytes_per_second: 150_000,
+        latency: ms(50),
+        timeout: ms(6_000),
+        free_at: Instant::now(),
+        seq: 0,
+    };
+    let report = run(Config::default(), 4, &mut slow, count);
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.stored, count);
+    assert!(report.waits > 0, "{report:?}");
 }
 
 #[test]

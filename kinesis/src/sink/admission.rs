@@ -168,14 +168,6 @@ impl Admission {
         }
     }
 
-    /// Cost stored per second over the last [`WINDOW`], all shards together.
-    pub(crate) fn total_throughput(&self, now: Instant) -> u64 {
-        self.accounts
-            .values()
-            .map(|a| a.stored.per_second(now))
-            .sum()
-    }
-
     /// Forgets accounts with nothing buffered that are not in `keep` (shards gone from the
     /// map), so that the table does not grow with reshards.
     pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use kpl_codec::{deaggregate, Aggregator, HashRange, InputRecord, KinesisRecord, Options, Policy};
 
-use super::admission::{Admission, ShardBudget, RECORD_OVERHEAD};
+use super::admission::{Admission, ShardBudget, Throughput, RECORD_OVERHEAD};
 use super::config::Config;
-use super::errors::retryable_record_error;
+use super::errors::{retryable_record_error, GUARD_TIMEOUT};
 use super::outcome::{
     ErrorInfo, Failure, FailureReason, Outcome, PutError, RecordId, Success, UserRecord,
 };
@@ -234,6 +234,13 @@ pub struct Core {
     in_flight: BTreeMap<RequestId, Vec<KRec>>,
     /// Bytes of the requests in flight.
     in_flight_bytes: usize,
+    /// Most bytes per PutRecords request now: `CollectionMaxSize`, halved after each
+    /// request that timed out (a server that slow must get smaller requests, or it never
+    /// answers one in time), and grown back by a quarter after each answered one.
+    batch_bytes: usize,
+    /// Bytes of Kinesis records the stream answered as stored, per second lately: what the
+    /// in-flight window is measured against.
+    answered: Throughput,
     parked: Vec<Parked>,
     outcomes: VecDeque<(RecordId, Outcome)>,
     next_record: u64,
@@ -251,7 +258,6 @@ pub struct Core {
 impl Core {
     /// A core with no shard map yet ([`Core::wants_shard_map`] is true).
     pub fn new(config: Config, now: Instant) -> Result<Self, super::ConfigError> {
-        let _ = now; // kept for API stability: the core reads time only from its callers
         config.validate()?;
         let checker = Aggregator::new(config.aggregator()).map_err(|_| super::ConfigError {
             option: "AggregationMaxSize",
@@ -259,6 +265,8 @@ impl Core {
             allowed: "64 to 10485760",
         })?;
         Ok(Core {
+            batch_bytes: config.collection_max_size,
+            answered: Throughput::new(now),
             admission: Admission::new(config.drain_time(), config.buffer_min_bytes),
             no_map: Arc::from(""),
             buffered_time: config.buffered_time(),
@@ -580,17 +588,18 @@ impl Core {
                 return None;
             }
             let full = self.collect.len() >= self.config.collection_max_count
-                || self.collect_bytes >= self.config.collection_max_size;
+                || self.collect_bytes >= self.batch_bytes;
             let due = self.collect_deadline.is_some_and(|d| d <= now);
             if !full && !due {
                 return None;
             }
             let mut batch: Vec<KRec> = Vec::new();
             let mut bytes = 0usize;
+            let max_bytes = self.batch_bytes.min(self.flight_room(now));
             while let Some(rec) = self.collect.front() {
                 let size = rec.size();
                 if batch.len() >= self.config.collection_max_count
-                    || (!batch.is_empty() && bytes + size > self.config.collection_max_size)
+                    || (!batch.is_empty() && bytes + size > max_bytes)
                 {
                     break;
                 }
@@ -630,23 +639,28 @@ impl Core {
         }
     }
 
-    /// Whether another request may go out: fewer than `MaxConnections` in flight, and (when
-    /// the drain rule is on) no more bytes in flight than the stream stores in half a
-    /// `RequestTimeout` at the throughput measured lately (at least `BufferMinBytes`), so
-    /// that a slow stream is not handed requests it cannot answer before they time out (one
-    /// request may always go).
+    /// Whether another request may go out: fewer than `MaxConnections` in flight, and room
+    /// in the in-flight window ([`Core::flight_room`]); one request may always go.
     fn may_send(&self, now: Instant) -> bool {
-        if self.in_flight.len() >= self.config.max_connections {
-            return false;
+        self.in_flight.len() < self.config.max_connections
+            && (self.in_flight.is_empty() || self.flight_room(now) > 0)
+    }
+
+    /// Bytes that may still go out now: when the drain rule is on, the bytes in flight stay
+    /// within what the stream answered as stored in half a `RequestTimeout` lately (at least
+    /// `BufferMinBytes`), so that a slow stream is not handed requests it cannot answer
+    /// before they time out; a request is built no larger (but holds at least one record).
+    fn flight_room(&self, now: Instant) -> usize {
+        if self.config.drain_time().is_zero() {
+            return usize::MAX;
         }
-        if self.in_flight.is_empty() || self.config.drain_time().is_zero() {
-            return true;
-        }
-        let window = (u128::from(self.admission.total_throughput(now))
+        let window = (u128::from(self.answered.per_second(now))
             * u128::from(self.config.request_timeout)
             / 2000)
             .max(self.config.buffer_min_bytes as u128);
-        (self.in_flight_bytes as u128) < window
+        usize::try_from(window)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.in_flight_bytes)
     }
 
     /// When [`Core::handle_timeout`] (or [`Core::poll_transmit`]) has work next, if ever.
@@ -673,7 +687,7 @@ impl Core {
                 at(d);
             }
             if self.collect.len() >= self.config.collection_max_count
-                || self.collect_bytes >= self.config.collection_max_size
+                || self.collect_bytes >= self.batch_bytes
             {
                 at(now);
             }
@@ -695,15 +709,25 @@ impl Core {
         let Some(batch) = self.in_flight.remove(&id) else {
             return;
         };
-        self.in_flight_bytes = self
-            .in_flight_bytes
-            .saturating_sub(batch.iter().map(KRec::size).sum());
+        let sent: usize = batch.iter().map(KRec::size).sum();
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(sent);
         let attempts = batch
             .iter()
             .flat_map(|r| r.users.iter().map(|u| u.attempts))
             .max()
             .unwrap_or(1);
         let delay = self.backoff(attempts);
+        match &response {
+            Err(f) if f.error.code == "Timeout" || f.error.code == GUARD_TIMEOUT => {
+                self.batch_bytes = self.batch_bytes.min(sent / 2).max(1);
+            }
+            _ => {
+                self.batch_bytes = self
+                    .batch_bytes
+                    .saturating_add(self.batch_bytes.div_ceil(4))
+                    .min(self.config.collection_max_size);
+            }
+        }
         let results = match response {
             Ok(results) if results.len() == batch.len() => results,
             Ok(results) => {
@@ -740,7 +764,10 @@ impl Core {
                 EntryResult::Stored {
                     shard_id,
                     sequence_number,
-                } => self.settle_stored(rec, shard_id.into(), sequence_number.into(), now),
+                } => {
+                    self.answered.on_stored(rec.size(), now);
+                    self.settle_stored(rec, shard_id.into(), sequence_number.into(), now)
+                }
                 EntryResult::Failed(error) => {
                     if error.code == "ProvisionedThroughputExceededException" {
                         self.on_throttled(rec.hash_key, now);
