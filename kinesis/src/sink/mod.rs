@@ -29,13 +29,26 @@
 //! endpoint. The rule holds **per shard**: a record is charged to the shard its hash key
 //! routes to, so a hot or throttled shard slows down only the records bound for it (and a
 //! producer that waits in `put` for one of them). Each record counts its data and partition
-//! key plus [`RECORD_OVERHEAD`]. A floor per shard, `BufferMinBytes` (default 256 KiB), lets a
-//! shard that has stored nothing in the last 5 s start and measure, and a shard with nothing buffered
-//! always takes one record. [`Core::shard_budget`] shows the numbers. A producer faster than its
-//! stream thus runs at the stream's speed, with memory bounded by what drains within
-//! `BufferDrainTime`. When the stream stops accepting anything, the measured rate falls to
-//! zero within 5 s, each shard holds at most the floor, and records expire only once nothing
-//! at all was stored for their whole `RecordTtl`. `BufferDrainTime = 0` turns the rule off.
+//! key plus [`RECORD_OVERHEAD`]. `BufferMinBytes` (default 256 KiB) is what a shard that
+//! stored nothing in the last 5 s may hold, to start and measure; once it stores, its limit
+//! is what it drains in time, even below that. A shard with nothing buffered always takes
+//! one record, and a refused `put` sends what is buffered at once. [`Core::shard_budget`]
+//! shows the numbers. A producer faster than its stream thus runs at the stream's speed,
+//! with memory bounded by what drains within `BufferDrainTime`.
+//!
+//! Three more rules keep records from expiring on a slow or busy stream:
+//! - the bytes in flight stay within what the stream answered as stored in half a
+//!   `RequestTimeout` lately (at least `BufferMinBytes`), and no request is built larger;
+//! - after a request times out, requests are at most half its size, growing back by a
+//!   quarter with each answer;
+//! - a shard that answers ProvisionedThroughputExceeded is sent to at half the rate (at most
+//!   every 500 ms, down to a hundredth of `RateLimit`), recovering by a tenth a second
+//!   ([`ShardLimiter`]), and retried records go ahead of new ones.
+//!
+//! When the stream stops accepting anything, the measured rate falls to zero within 5 s,
+//! each shard holds at most `BufferMinBytes`, and records expire only once nothing at all
+//! was stored for their whole `RecordTtl`. `BufferDrainTime = 0` turns the drain rule and the
+//! in-flight window off (KPL's behaviour: take everything, until it expires).
 
 mod admission;
 mod config;
