@@ -13,11 +13,8 @@ SHARDS="${2:-4}"
 kpl_harness_install >/dev/null
 RUN="$(mktemp -d)"
 trap 'rm -rf "$RUN"' EXIT
-python3 -c '
-import sys
-for i in range(int(sys.argv[1])):
-    print("%09d %s" % (i, "x" * 90))
-' "$LINES" > "$RUN/lines.txt"
+. benches/e2e/common.sh
+e2e_lines "$LINES" "$RUN/lines.txt"
 export RUN LINES SHARDS
 unshare -rn bash -c '
 set -euo pipefail

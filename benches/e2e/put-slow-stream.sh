@@ -15,24 +15,13 @@ bash ci/kinesis-mock install >/dev/null
 cargo build --release --locked -q -p kpl-cli
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-python3 -c '
-import sys
-for i in range(int(sys.argv[1])):
-    print("%09d %s" % (i, "x" * 90))
-' "$LINES" > "$WORK/lines.txt"
+. benches/e2e/common.sh
+e2e_lines "$LINES" "$WORK/lines.txt"
 export WORK SHARDS LINES
 unshare -rn bash -c '
 set -euo pipefail
-ip link set lo up
-M=.tools/kinesis-mock/node_modules/kinesis-local
-INITIALIZE_STREAMS="rss:$SHARDS" KINESIS_MOCK_CERT_PATH="$M/server.json" \
-KINESIS_MOCK_PLAIN_PORT=4568 KINESIS_MOCK_TLS_PORT=4567 CREATE_STREAM_DURATION=0ms LOG_LEVEL=WARN \
-  node "$M/main.js" > "$WORK/mock.log" 2>&1 &
-MOCK=$!
-trap "kill $MOCK 2>/dev/null || true" EXIT
-for i in $(seq 1 100); do curl -sf http://127.0.0.1:4568/healthcheck >/dev/null && break; sleep 0.2; done
-sleep 1
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+. benches/e2e/common.sh
+e2e_start_mock "$WORK" "rss:$SHARDS"
 echo "== $LINES lines into $SHARDS shards (kinesis-mock), default settings"
 status=0
 cat "$WORK/lines.txt" | /usr/bin/time -f "peak resident memory: %M kB, wall %e s, CPU %U+%S s" \

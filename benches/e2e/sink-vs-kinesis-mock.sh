@@ -29,16 +29,8 @@ printf 'RequestTimeout = 120000\nRecordTtl = 600000\nRateLimit = 100000\n' > "$W
 export WORK SHARDS
 unshare -rn bash -c '
 set -euo pipefail
-ip link set lo up
-M=.tools/kinesis-mock/node_modules/kinesis-local
-INITIALIZE_STREAMS="limited:$SHARDS,unlimited:$SHARDS" KINESIS_MOCK_CERT_PATH="$M/server.json" \
-KINESIS_MOCK_PLAIN_PORT=4568 KINESIS_MOCK_TLS_PORT=4567 CREATE_STREAM_DURATION=0ms LOG_LEVEL=WARN \
-  node "$M/main.js" > "$WORK/mock.log" 2>&1 &
-MOCK=$!
-trap "kill $MOCK 2>/dev/null || true" EXIT
-for i in $(seq 1 100); do curl -sf http://127.0.0.1:4568/healthcheck >/dev/null && break; sleep 0.2; done
-sleep 1
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+. benches/e2e/common.sh
+e2e_start_mock "$WORK" "limited:$SHARDS,unlimited:$SHARDS"
 echo "== $SHARDS shards, RateLimit 150 (KPL default)"
 ./target/release/kpl put --stream limited --endpoint http://127.0.0.1:4568 --config "$WORK/limited.toml" "$WORK/records.ndjson"
 echo "== $SHARDS shards, RateLimit 100000 (limit lifted)"
