@@ -20,7 +20,7 @@ use aws_sdk_kinesis::operation::get_records::{GetRecordsError, GetRecordsInput, 
 use aws_sdk_kinesis::operation::get_shard_iterator::{
     GetShardIteratorError, GetShardIteratorInput, GetShardIteratorOutput,
 };
-use aws_sdk_kinesis::operation::list_shards::ListShardsOutput;
+use aws_sdk_kinesis::operation::list_shards::{ListShardsError, ListShardsOutput};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{HashKeyRange, Record, SequenceNumberRange, Shard, ShardIteratorType};
 use aws_sdk_kinesis::Client;
@@ -131,14 +131,15 @@ fn aggregate(number: usize, index: usize, keys: &[&str]) -> Stored {
 enum Fault {
     /// GetRecords: `ExpiredIteratorException` (and the iterator stays expired).
     Expired,
-    /// GetRecords: `ProvisionedThroughputExceededException`; GetShardIterator:
-    /// `LimitExceededException` (GetShardIterator's throttling error).
+    /// GetRecords: `ProvisionedThroughputExceededException`; GetShardIterator and
+    /// ListShards: `LimitExceededException` (their throttling error).
     Throttled,
 }
 
 /// Which operation a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Op {
+    ListShards,
     GetShardIterator,
     GetRecords,
 }
@@ -199,8 +200,11 @@ impl Stream {
         format!("iterator-{}", self.iterators.len() - 1)
     }
 
-    fn list_shards(&mut self) -> ListShardsOutput {
+    fn list_shards(&mut self) -> MockResponse<ListShardsOutput, ListShardsError> {
         self.calls.push((Instant::now(), Call::ListShards));
+        if let Some(Fault::Throttled) = self.fault(Op::ListShards) {
+            return http_error(400, "LimitExceededException", "Rate exceeded for stream");
+        }
         let mut out = ListShardsOutput::builder();
         for s in &self.shards {
             let first = s
@@ -229,7 +233,7 @@ impl Stream {
                     .unwrap(),
             );
         }
-        out.build()
+        MockResponse::Output(out.build())
     }
 
     fn get_shard_iterator(
@@ -387,7 +391,7 @@ impl Kinesis {
         setup(&mut stream);
         let stream = Arc::new(Mutex::new(stream));
         let s = stream.clone();
-        let list = mock!(Client::list_shards).then_compute_output(move |input| {
+        let list = mock!(Client::list_shards).then_compute_response(move |input| {
             assert_eq!(input.stream_name(), Some(STREAM));
             s.lock().unwrap().list_shards()
         });
@@ -1023,4 +1027,63 @@ async fn restart_at_the_last_record_of_a_closed_shard_finishes_it() {
         (S0.to_owned(), 1),
         "read from the checkpointed record"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_listing_is_retried_not_taken_for_an_empty_stream() {
+    // The first two ListShards are throttled. Before the fix the source slept, took the
+    // failed listing for a stream without shards, and ended at once with nothing read: a
+    // `kpl tail` that exits 0 on a stream full of records.
+    let kinesis = Kinesis::with(vec![shard("shardId-0", 0, &["a", "b", "c"])], |s| {
+        s.faults.insert((Op::ListShards, 0), Fault::Throttled);
+        s.faults.insert((Op::ListShards, 1), Fault::Throttled);
+    });
+    let mut source = source_with(
+        &kinesis,
+        Arc::new(MemoryCheckpoints::default()),
+        fast_config(),
+    )
+    .await;
+    let mut keys = Vec::new();
+    while let Some(r) = source.next().await {
+        keys.push(r.unwrap().partition_key);
+    }
+    assert_eq!(keys, ["a", "b", "c"]);
+    let listings: Vec<Instant> = kinesis
+        .timed_calls()
+        .into_iter()
+        .filter(|(_, c)| *c == Call::ListShards)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(listings.len(), 3, "{:?}", kinesis.calls());
+    // Backed off between tries (100 ms doubling, at most max_backoff = 50 ms here).
+    assert!(listings
+        .windows(2)
+        .all(|w| w[1] - w[0] >= Duration::from_millis(50)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listing_that_keeps_failing_ends_in_an_error_not_in_silence() {
+    let kinesis = Kinesis::with(vec![shard("shardId-0", 0, &["a"])], |s| {
+        for i in 0..1000 {
+            s.faults.insert((Op::ListShards, i), Fault::Throttled);
+        }
+    });
+    let mut source = source_with(
+        &kinesis,
+        Arc::new(MemoryCheckpoints::default()),
+        fast_config(),
+    )
+    .await;
+    match source.next().await {
+        Some(Err(e)) => assert!(e.to_string().contains("LimitExceeded"), "{e}"),
+        other => panic!("expected the listing's error, got {other:?}"),
+    }
+    assert!(source.next().await.is_none());
+    let listings = kinesis
+        .calls()
+        .iter()
+        .filter(|c| **c == Call::ListShards)
+        .count();
+    assert_eq!(listings, 10, "tries before giving up");
 }

@@ -218,6 +218,7 @@ impl SourceBuilder {
             listed_at: None,
             latest_roots: BTreeSet::new(),
             relist: true,
+            list_failures: 0,
             done: false,
             idle_round: 0,
         })
@@ -285,9 +286,16 @@ pub struct Source {
     /// LATEST; shards born later are read from their start).
     latest_roots: BTreeSet<String>,
     relist: bool,
+    /// ListShards calls that failed in a row (retryable errors), for the backoff and the
+    /// limit [`LIST_ATTEMPTS`].
+    list_failures: u32,
     done: bool,
     idle_round: usize,
 }
+
+/// ListShards tries in a row (with backoff) before a retryable error ends the source: a
+/// listing that cannot be had must end in that error, never in "no shards, nothing to read".
+const LIST_ATTEMPTS: u32 = 10;
 
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -368,6 +376,11 @@ impl Source {
             .is_none_or(|t| now.duration_since(t) >= self.config.list_interval);
         if self.relist || (self.config.follow && stale) {
             self.list().await?;
+            if self.relist {
+                // The listing failed (and backed off): nothing may be concluded from the
+                // shards known so far (none at the start, no children after a reshard).
+                return Ok(());
+            }
         }
         let readable: Vec<String> = self
             .tree
@@ -448,11 +461,17 @@ impl Source {
                 Ok(o) => o,
                 Err(e) => {
                     let (err, retryable) = kinesis_error("ListShards", &e);
-                    if retryable {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        return Ok(());
+                    self.list_failures += 1;
+                    if !retryable || self.list_failures >= LIST_ATTEMPTS {
+                        return Err(err);
                     }
-                    return Err(err);
+                    let delay = Duration::from_millis(100u64 << self.list_failures.min(10))
+                        .min(self.config.max_backoff);
+                    tracing::debug!(error = %err, ?delay, "ListShards failed; trying again");
+                    // A listing is whole or not at all: `relist` stays set.
+                    self.relist = true;
+                    tokio::time::sleep(delay).await;
+                    return Ok(());
                 }
             };
             for s in output.shards() {
@@ -502,6 +521,7 @@ impl Source {
         }
         self.listed_at = Some(Instant::now());
         self.relist = false;
+        self.list_failures = 0;
         // Shards finished in the store count as drained.
         for (id, pos) in &self.saved {
             if *pos == ShardPosition::Finished {
