@@ -1087,3 +1087,36 @@ async fn a_listing_that_keeps_failing_ends_in_an_error_not_in_silence() {
         .count();
     assert_eq!(listings, 10, "tries before giving up");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_probe_for_the_start_sequence_number_is_retried() {
+    // Starting at a sequence number, the source asks each shard for an AT_SEQUENCE_NUMBER
+    // iterator to find the one holding it. The probe of the right shard is throttled once:
+    // that says nothing about where the number is, so it is asked again (before the fix it
+    // counted as "not here", and the source failed with "no shard holds ...").
+    let kinesis = Kinesis::with(
+        vec![
+            shard("shardId-0", 0, &["a", "b", "c"]),
+            shard("shardId-1", 1, &["d", "e"]),
+        ],
+        |s| {
+            s.faults.insert((Op::GetShardIterator, 0), Fault::Throttled);
+        },
+    );
+    let config = SourceConfig {
+        start: StartPosition::AtSequenceNumber(seq(0, 1)),
+        ..fast_config()
+    };
+    let mut source = source_with(&kinesis, Arc::new(MemoryCheckpoints::default()), config).await;
+    let mut keys = Vec::new();
+    while let Some(r) = source.next().await {
+        keys.push(r.unwrap().partition_key);
+    }
+    assert_eq!(keys, ["b", "c"]);
+    let probes_of_0 = kinesis
+        .iterator_requests()
+        .iter()
+        .filter(|(id, kind, _)| id == "shardId-0" && *kind == ShardIteratorType::AtSequenceNumber)
+        .count();
+    assert!(probes_of_0 >= 2, "{:?}", kinesis.iterator_requests());
+}
