@@ -541,14 +541,7 @@ impl Source {
             let mut selected = BTreeSet::new();
             let ids: Vec<String> = self.tree.ids().map(str::to_owned).collect();
             for id in ids {
-                let mut request = self
-                    .client
-                    .get_shard_iterator()
-                    .shard_id(&id)
-                    .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                    .starting_sequence_number(seq);
-                request = with_stream!(request, &self.stream);
-                if request.send().await.is_ok() {
+                if self.holds(&id, seq).await? {
                     selected.insert(id);
                 }
             }
@@ -582,6 +575,39 @@ impl Source {
             self.selected = Some(all);
         }
         Ok(())
+    }
+
+    /// Whether shard `id` holds sequence number `seq`: Kinesis hands out an
+    /// AT_SEQUENCE_NUMBER iterator for it, or answers InvalidArgumentException. Throttling
+    /// and other retryable errors say nothing either way: asked again with backoff (up to
+    /// [`LIST_ATTEMPTS`] times), then, like any other error, they end the source.
+    async fn holds(&self, id: &str, seq: &str) -> Result<bool, SourceError> {
+        let mut failures = 0u32;
+        loop {
+            let mut request = self
+                .client
+                .get_shard_iterator()
+                .shard_id(id)
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(seq);
+            request = with_stream!(request, &self.stream);
+            let e = match request.send().await {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let (err, retryable) = kinesis_error("GetShardIterator", &e);
+            if matches!(&err, SourceError::Kinesis { code, .. } if code == "InvalidArgumentException")
+            {
+                return Ok(false);
+            }
+            failures += 1;
+            if !retryable || failures >= LIST_ATTEMPTS {
+                return Err(err);
+            }
+            let delay =
+                Duration::from_millis(100u64 << failures.min(10)).min(self.config.max_backoff);
+            tokio::time::sleep(delay).await;
+        }
     }
 
     async fn iterator_for(
