@@ -371,6 +371,26 @@ async fn whole_request_throttling_is_retried_then_succeeds() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_task_that_panics_is_retried_not_left_in_flight() {
+    // The first PutRecords panics inside its task (a bug in the SDK or the HTTP stack).
+    // Before the fix its records stayed in flight in the core for ever: `flush` never
+    // returned. Now the failed task is mapped back to its request, whose records are
+    // retried (the request may have reached Kinesis: at-least-once).
+    let mock = mock_kinesis(TWO_SHARDS, |call, input| match call {
+        0 => panic!("scripted panic in the request task"),
+        _ => all_stored(TWO_SHARDS, call, input),
+    });
+    let sink = sink_with(mock.client.clone(), fast_config()).await;
+    let outcomes = tokio::time::timeout(Duration::from_secs(60), put_all(&sink, four_records()))
+        .await
+        .expect("flush hung: the panicked request's records never got an outcome");
+    let stats = sink.stats();
+    assert_four_stored(&outcomes, &stats, &mock.calls(), 2);
+    assert_eq!(retries(&stats), BTreeMap::from([("TaskFailed", 1)]));
+    sink.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn modeled_throughput_error_on_whole_request_is_retried() {
     let mock = mock_kinesis(TWO_SHARDS, |call, input| match call {
         0 => MockResponse::Error(PutRecordsError::ProvisionedThroughputExceededException(
