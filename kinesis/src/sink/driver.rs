@@ -3,7 +3,7 @@
 //! Every decision (aggregation, batching, rate limits, retries, reshards) is the core's.
 
 use core::fmt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -392,6 +392,10 @@ enum Done {
 
 async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeout: Duration) {
     let mut tasks: JoinSet<Done> = JoinSet::new();
+    // Which request each PutRecords task carries, so that a task that panics or is
+    // cancelled still gives its records an outcome (a retry), instead of leaving them in
+    // flight in the core for ever.
+    let mut requests: HashMap<tokio::task::Id, RequestId> = HashMap::new();
     let mut listing = false;
     let mut list_failures: u32 = 0;
     let mut next_list = tokio_now();
@@ -409,12 +413,13 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
             }
             while let Some(transmit) = state.core.poll_transmit(now) {
                 let (client, stream) = (client.clone(), stream.clone());
-                tasks.spawn(async move {
+                let id = transmit.id;
+                let task = tasks.spawn(async move {
                     let started = tokio::time::Instant::now();
-                    let id = transmit.id;
                     let result = put_records(&client, &stream, transmit, request_timeout).await;
                     Done::Put(id, result, started.elapsed())
                 });
+                requests.insert(task.id(), id);
             }
             let delivered = deliver(&mut state);
             export(state.core.stats(), &mut exported);
@@ -442,18 +447,19 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = sleep => {}
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 let mut state = shared.lock();
                 let now = tokio_now();
                 match done {
-                    Ok(Done::Put(id, result, latency)) => {
+                    Ok((task, Done::Put(id, result, latency))) => {
+                        requests.remove(&task);
                         metrics::histogram!("kpl_sink_put_records_latency_seconds").record(latency.as_secs_f64());
                         if let Err(f) = &result {
                             tracing::debug!(code = %f.error.code, message = %f.error.message, "PutRecords failed");
                         }
                         state.core.on_response(id, result, now);
                     }
-                    Ok(Done::Shards(result)) => {
+                    Ok((_, Done::Shards(result))) => {
                         listing = false;
                         let installed = match result {
                             Ok(shards) => state.core.set_shards(&shards, now).map_err(|e| e.to_string()),
@@ -473,10 +479,23 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
                         }
                     }
                     Err(join_error) => {
-                        // A request task panicked or was cancelled: its records stay in
-                        // flight in the core; this cannot happen without a bug in the SDK.
+                        // A task panicked or was cancelled (a bug in the SDK or below). A
+                        // PutRecords task's records are retried: the request may have
+                        // reached Kinesis, so at-least-once, as after a timeout.
                         tracing::error!(error = %join_error, "Kinesis request task failed");
-                        listing = false;
+                        match requests.remove(&join_error.id()) {
+                            Some(id) => {
+                                let failure = RequestFailure {
+                                    error: ErrorInfo {
+                                        code: "TaskFailed".into(),
+                                        message: format!("the PutRecords task failed: {join_error}"),
+                                    },
+                                    retryable: true,
+                                };
+                                state.core.on_response(id, Err(failure), now);
+                            }
+                            None => listing = false,
+                        }
                     }
                 }
             }
