@@ -1120,3 +1120,58 @@ async fn a_throttled_probe_for_the_start_sequence_number_is_retried() {
         .count();
     assert!(probes_of_0 >= 2, "{:?}", kinesis.iterator_requests());
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_throttled_shard_does_not_stall_the_others() {
+    // The first GetRecords is throttled: that shard backs off 200 ms. The other shard's
+    // five pages are read meanwhile, not one per backoff (before the fix the source slept
+    // out one shard's backoff inline, stalling every shard).
+    let kinesis = Kinesis::with(
+        vec![
+            shard("shardId-0", 0, &["a", "b", "c", "d", "e"]),
+            shard("shardId-1", 1, &["f", "g", "h", "i", "j"]),
+        ],
+        |s| {
+            s.page = 1;
+            s.faults.insert((Op::GetRecords, 0), Fault::Throttled);
+        },
+    );
+    let config = SourceConfig {
+        max_backoff: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let mut source = source_with(&kinesis, Arc::new(MemoryCheckpoints::default()), config).await;
+    let mut n = 0;
+    while let Some(r) = source.next().await {
+        r.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    let reads: Vec<(Instant, String)> = kinesis
+        .timed_calls()
+        .into_iter()
+        .filter_map(|(t, c)| match c {
+            Call::GetRecords(shard, _) => Some((t, shard)),
+            _ => None,
+        })
+        .collect();
+    let (throttled_at, throttled) = reads[0].clone();
+    let others: Vec<Instant> = reads
+        .iter()
+        .filter(|(_, s)| *s != throttled)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(others.len(), 6, "five pages and the end: {reads:?}");
+    let backoff = Duration::from_millis(200);
+    assert!(
+        others.iter().all(|t| *t < throttled_at + backoff),
+        "the other shard waited for the throttled one: {reads:?}"
+    );
+    // The throttled shard was read again once its backoff was over, not before.
+    let again = reads
+        .iter()
+        .skip(1)
+        .find(|(_, s)| *s == throttled)
+        .map(|(t, _)| *t);
+    assert_eq!(again, Some(throttled_at + backoff));
+}
