@@ -430,8 +430,31 @@ impl Source {
             }
             return Ok(());
         }
-        self.cursor = (self.cursor + 1) % active.len();
-        let id = active[self.cursor].clone();
+        // Shards backing off (throttled, failing) wait on their own: the others are read
+        // meanwhile; only when every active shard is backing off does the source sleep,
+        // until the first of them may go again.
+        let now = Instant::now();
+        let ready: Vec<String> = active
+            .iter()
+            .filter(|id| {
+                self.readers
+                    .get(*id)
+                    .is_none_or(|r| r.not_before.is_none_or(|t| t <= now))
+            })
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            let wake = active
+                .iter()
+                .filter_map(|id| self.readers.get(id).and_then(|r| r.not_before))
+                .min();
+            if let Some(t) = wake {
+                tokio::time::sleep_until(t).await;
+            }
+            return Ok(());
+        }
+        self.cursor = (self.cursor + 1) % ready.len();
+        let id = ready[self.cursor].clone();
         // In follow mode, a full round where every shard was caught up means: pause.
         if self.config.follow {
             let all_caught_up = active
@@ -665,11 +688,9 @@ impl Source {
         let Some(reader) = self.readers.get(id) else {
             return Ok(());
         };
-        if let Some(t) = reader.not_before {
-            let now = Instant::now();
-            if t > now {
-                tokio::time::sleep(t - now).await;
-            }
+        if reader.not_before.is_some_and(|t| t > Instant::now()) {
+            // Still backing off: step() picks only shards that may go.
+            return Ok(());
         }
         if reader.iterator.is_none() {
             match self.iterator_for(id, reader).await {
