@@ -601,7 +601,7 @@ impl Source {
     }
 
     /// Whether shard `id` holds sequence number `seq`: Kinesis hands out an
-    /// AT_SEQUENCE_NUMBER iterator for it, or answers InvalidArgumentException. Throttling
+    /// AT_SEQUENCE_NUMBER iterator for it, or answers that it is not there. Throttling
     /// and other retryable errors say nothing either way: asked again with backoff (up to
     /// [`LIST_ATTEMPTS`] times), then, like any other error, they end the source.
     async fn holds(&self, id: &str, seq: &str) -> Result<bool, SourceError> {
@@ -619,7 +619,10 @@ impl Source {
                 Err(e) => e,
             };
             let (err, retryable) = kinesis_error("GetShardIterator", &e);
-            if matches!(&err, SourceError::Kinesis { code, .. } if code == "InvalidArgumentException")
+            // Kinesis says InvalidArgumentException (the number is not from this shard);
+            // kinesis-mock says ResourceNotFoundException ("Unable to find record").
+            if matches!(&err, SourceError::Kinesis { code, .. }
+                if code == "InvalidArgumentException" || code == "ResourceNotFoundException")
             {
                 return Ok(false);
             }
