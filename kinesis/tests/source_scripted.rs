@@ -52,6 +52,8 @@ struct ShardSpec {
     range: (u128, u128),
     records: Vec<Stored>,
     closed: bool,
+    /// ListShards gives a hash key range that does not parse.
+    bad_range: bool,
 }
 
 fn shard(id: &'static str, number: usize, keys: &[&str]) -> ShardSpec {
@@ -66,6 +68,7 @@ fn shard(id: &'static str, number: usize, keys: &[&str]) -> ShardSpec {
             .map(|(i, k)| plain(number, i, k))
             .collect(),
         closed: false,
+        bad_range: false,
     }
 }
 
@@ -224,7 +227,11 @@ impl Stream {
                     .hash_key_range(
                         HashKeyRange::builder()
                             .starting_hash_key(s.range.0.to_string())
-                            .ending_hash_key(s.range.1.to_string())
+                            .ending_hash_key(if s.bad_range {
+                                "not-a-number".to_owned()
+                            } else {
+                                s.range.1.to_string()
+                            })
                             .build()
                             .unwrap(),
                     )
@@ -1174,4 +1181,23 @@ async fn one_throttled_shard_does_not_stall_the_others() {
         .find(|(_, s)| *s == throttled)
         .map(|(t, _)| *t);
     assert_eq!(again, Some(throttled_at + backoff));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shard_whose_range_does_not_parse_is_an_error_not_skipped() {
+    // Before, the source skipped such a shard: its records were never read, and the
+    // source ended as if it had read everything.
+    let mut odd = shard("shardId-1", 1, &["c"]);
+    odd.bad_range = true;
+    let kinesis = Kinesis::new(vec![shard("shardId-0", 0, &["a", "b"]), odd]);
+    let mut source = source_with(
+        &kinesis,
+        Arc::new(MemoryCheckpoints::default()),
+        fast_config(),
+    )
+    .await;
+    match source.next().await {
+        Some(Err(e)) => assert!(e.to_string().contains("not-a-number"), "{e}"),
+        other => panic!("expected an error naming the bad range, got {other:?}"),
+    }
 }
