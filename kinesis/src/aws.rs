@@ -10,7 +10,30 @@ use aws_sdk_kinesis::Client;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::sink::{retryable_request_error, ErrorInfo};
+use crate::sink::{retryable_request_error, ErrorInfo, ShardInfo};
+
+/// One shard of a ListShards answer, as both drivers read it. A missing or unparsable hash
+/// key range makes the listing unusable (`BadShard`): a shard is never skipped, since its
+/// records would then be lost to the source and misrouted by the sink.
+pub(crate) fn shard_info(shard: &aws_sdk_kinesis::types::Shard) -> Result<ShardInfo, ErrorInfo> {
+    let bad = |message: String| ErrorInfo {
+        code: "BadShard".into(),
+        message,
+    };
+    let range = shard
+        .hash_key_range()
+        .ok_or_else(|| bad(format!("shard {} has no hash key range", shard.shard_id())))?;
+    let open = shard
+        .sequence_number_range()
+        .is_none_or(|r| r.ending_sequence_number().is_none());
+    ShardInfo::parse(
+        shard.shard_id(),
+        range.starting_hash_key(),
+        range.ending_hash_key(),
+        open,
+    )
+    .map_err(|e| bad(e.to_string()))
+}
 
 /// A stream, by name or by ARN.
 #[derive(Debug, Clone)]

@@ -620,23 +620,7 @@ async fn list_shards(
             Ok(Ok(output)) => output,
         };
         for shard in output.shards() {
-            let Some(range) = shard.hash_key_range() else {
-                continue;
-            };
-            let open = shard
-                .sequence_number_range()
-                .is_none_or(|r| r.ending_sequence_number().is_none());
-            let info = ShardInfo::parse(
-                shard.shard_id(),
-                range.starting_hash_key(),
-                range.ending_hash_key(),
-                open,
-            )
-            .map_err(|e| ErrorInfo {
-                code: "BadShard".into(),
-                message: e.to_string(),
-            })?;
-            shards.push(info);
+            shards.push(aws::shard_info(shard)?);
         }
         match output.next_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_owned()),

@@ -498,23 +498,17 @@ impl Source {
                 }
             };
             for s in output.shards() {
-                let Some(r) = s.hash_key_range() else {
-                    continue;
-                };
-                let (Ok(start), Ok(end)) = (
-                    kpl_codec::parse_explicit_hash_key(r.starting_hash_key()),
-                    kpl_codec::parse_explicit_hash_key(r.ending_hash_key()),
-                ) else {
-                    continue;
-                };
+                let info = aws::shard_info(s).map_err(|e| SourceError::Kinesis {
+                    operation: "ListShards",
+                    code: e.code,
+                    message: e.message,
+                })?;
                 nodes.push(ShardNode {
-                    shard_id: s.shard_id().to_owned(),
+                    shard_id: info.shard_id,
                     parent: s.parent_shard_id().map(str::to_owned),
                     adjacent_parent: s.adjacent_parent_shard_id().map(str::to_owned),
-                    range: HashRange::new(start, end),
-                    open: s
-                        .sequence_number_range()
-                        .is_none_or(|r| r.ending_sequence_number().is_none()),
+                    range: info.range,
+                    open: info.open,
                 });
             }
             match output.next_token() {
