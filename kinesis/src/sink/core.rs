@@ -348,10 +348,7 @@ impl Core {
         };
         self.checker.check(&input).map_err(PutError::Invalid)?;
         let size = record.size();
-        let hash_key = match record.explicit_hash_key.as_deref() {
-            Some(text) => kpl_codec::parse_explicit_hash_key(text).map_err(PutError::Invalid)?,
-            None => kpl_codec::hash_key(record.partition_key.as_bytes()),
-        };
+        let hash_key = hash_key_of(&record).map_err(PutError::Invalid)?;
         let account = self.account_of(hash_key);
         if !self.admits(&account, size, now) {
             // Waiting longer to fill aggregates cannot help a producer that has to wait:
@@ -385,10 +382,7 @@ impl Core {
     /// (`MaxBufferedRecords`, `MaxBufferedBytes`) and within what its shard can drain in
     /// `BufferDrainTime` at the throughput it achieved lately ([`Core::shard_budget`]).
     pub fn has_room(&self, record: &UserRecord, now: Instant) -> bool {
-        let hash_key = match record.explicit_hash_key.as_deref() {
-            Some(text) => kpl_codec::parse_explicit_hash_key(text).unwrap_or(0),
-            None => kpl_codec::hash_key(record.partition_key.as_bytes()),
-        };
+        let hash_key = hash_key_of(record).unwrap_or(0);
         self.admits(&self.account_of(hash_key), record.size(), now)
     }
 
@@ -1107,6 +1101,14 @@ impl Core {
                 ),
             }
         }
+    }
+}
+
+/// A user record's hash key: its explicit hash key, else the MD5 of its partition key.
+fn hash_key_of(record: &UserRecord) -> Result<u128, kpl_codec::EncodeError> {
+    match record.explicit_hash_key.as_deref() {
+        Some(text) => kpl_codec::parse_explicit_hash_key(text),
+        None => Ok(kpl_codec::hash_key(record.partition_key.as_bytes())),
     }
 }
 

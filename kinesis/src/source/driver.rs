@@ -488,8 +488,7 @@ impl Source {
                     if !retryable || self.list_failures >= LIST_ATTEMPTS {
                         return Err(err);
                     }
-                    let delay = Duration::from_millis(100u64 << self.list_failures.min(10))
-                        .min(self.config.max_backoff);
+                    let delay = self.backoff(self.list_failures);
                     tracing::debug!(error = %err, ?delay, "ListShards failed; trying again");
                     // A listing is whole or not at all: `relist` stays set.
                     self.relist = true;
@@ -624,8 +623,7 @@ impl Source {
             if !retryable || failures >= LIST_ATTEMPTS {
                 return Err(err);
             }
-            let delay =
-                Duration::from_millis(100u64 << failures.min(10)).min(self.config.max_backoff);
+            let delay = self.backoff(failures);
             tokio::time::sleep(delay).await;
         }
     }
@@ -672,13 +670,24 @@ impl Source {
     }
 
     fn back_off(&mut self, id: &str) {
-        let max = self.config.max_backoff;
+        let failures = match self.readers.get_mut(id) {
+            Some(r) => {
+                r.failures += 1;
+                r.failures
+            }
+            None => return,
+        };
+        let delay = self.backoff(failures);
         if let Some(r) = self.readers.get_mut(id) {
-            r.failures += 1;
-            let delay =
-                Duration::from_millis(100u64.saturating_mul(1 << r.failures.min(10))).min(max);
             r.not_before = Some(Instant::now() + delay);
         }
+    }
+
+    /// The wait after `failures` failures in a row: 100 ms doubled per failure, at most
+    /// `max_backoff` (shared by GetRecords, GetShardIterator and ListShards retries).
+    fn backoff(&self, failures: u32) -> Duration {
+        Duration::from_millis(100u64.saturating_mul(1 << failures.min(10)))
+            .min(self.config.max_backoff)
     }
 
     async fn read_shard(&mut self, id: &str) -> Result<(), SourceError> {
