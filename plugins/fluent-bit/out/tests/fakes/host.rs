@@ -1,0 +1,232 @@
+//! A fake Fluent Bit 5.1.1: loads the built plugin with `dlopen` and makes the calls the
+//! real host makes, in its order and with its layouts (`../shared/docs/fluent-bit.md`):
+//! `FLBPluginRegister` with a zeroed 48-byte definition, `FLBPluginInit` once per instance
+//! with one shared plugin structure whose `o_ins` and `context` are rewritten before each
+//! Init, `FLBPluginFlushCtx` on a thread with a 64 KiB stack (the size of Fluent Bit's
+//! coroutine stacks; this one has a guard page, so an overflow crashes instead of
+//! corrupting), `FLBPluginExitCtx` once per instance.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use kpl_fluent_bit::abi::{Api, LogPrintFn, OutputContext, OutputPlugin, ProxyDef};
+use libloading::{Library, Symbol};
+
+/// Fluent Bit's coroutine stack size.
+pub const COROUTINE_STACK: usize = 64 * 1024;
+
+/// Every line the plugin logged: (level, text).
+pub static LOG: Mutex<Vec<(c_int, String)>> = Mutex::new(Vec::new());
+
+/// The log lines so far, joined.
+pub fn log_text() -> String {
+    LOG.lock()
+        .unwrap()
+        .iter()
+        .map(|(l, m)| format!("[{l}] {m}\n"))
+        .collect()
+}
+
+/// The host's `log_print`. The real one is C-variadic, which stable Rust cannot define; the
+/// plugin always calls it with `"%s"` and one string, and on the SysV x86_64 and AAPCS64
+/// Linux ABIs those five arguments arrive in the same registers as in this
+/// non-variadic function, so it stands in for it.
+unsafe extern "C" fn log_print(
+    level: c_int,
+    _file: *const c_char,
+    _line: c_int,
+    fmt: *const c_char,
+    arg: *const c_char,
+) {
+    let fmt = unsafe { CStr::from_ptr(fmt) }.to_string_lossy();
+    assert_eq!(fmt, "%s", "the plugin must log through a fixed format");
+    let text = unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned();
+    eprintln!("[fake host log {level}] {text}");
+    LOG.lock().unwrap().push((level, text));
+}
+
+unsafe extern "C" fn log_check(_ins: *mut c_void, level: c_int) -> c_int {
+    // Like `log_level info`.
+    c_int::from(level <= 3)
+}
+
+/// An output instance as the host holds it: its properties.
+pub struct FakeInstance {
+    props: Vec<(String, CString)>,
+}
+
+unsafe extern "C" fn get_property(key: *const c_char, o_ins: *mut c_void) -> *const c_char {
+    let key = unsafe { CStr::from_ptr(key) }.to_string_lossy();
+    let ins = unsafe { &*(o_ins as *const FakeInstance) };
+    // Case-insensitive, host-owned strings, NULL when unset: as the real host.
+    ins.props
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+        .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+}
+
+/// A started instance.
+pub struct Output {
+    remote: usize,
+    _instance: Box<FakeInstance>,
+    _context: Box<OutputContext>,
+}
+
+// SAFETY: as for Host: the context is only written by Init.
+unsafe impl Sync for Output {}
+unsafe impl Send for Output {}
+
+/// The loaded plugin.
+pub struct Host {
+    lib: Library,
+    plugin: Box<OutputPlugin>,
+    _api: Box<Api>,
+    def: Vec<u64>,
+}
+
+/// The plugin library cargo built beside this test.
+pub fn plugin_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = dir.join("libkpl_fluent_bit_out.so");
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+// SAFETY: the raw pointers inside are the host's own structures, which the plugin only
+// reads during Init; flushes from several threads use nothing but the library handle, as
+// Fluent Bit's workers do.
+unsafe impl Sync for Host {}
+unsafe impl Send for Host {}
+
+impl Host {
+    /// dlopen + FLBPluginRegister, as the host does at load.
+    pub fn load() -> Host {
+        let lib = unsafe { Library::new(plugin_path()) }.expect("dlopen the plugin");
+        // 48 zeroed bytes: the 5.1.1 definition, calloc'd.
+        let mut def = vec![0u64; 6];
+        let code = unsafe {
+            let register: Symbol<unsafe extern "C" fn(*mut ProxyDef) -> c_int> =
+                lib.get(b"FLBPluginRegister").expect("FLBPluginRegister");
+            register(def.as_mut_ptr() as *mut ProxyDef)
+        };
+        assert_eq!(code, 0, "Register");
+        let log: LogPrintFn = unsafe {
+            std::mem::transmute::<
+                unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, *const c_char),
+                LogPrintFn,
+            >(log_print)
+        };
+        let mut api = Box::new(Api {
+            output_get_property: Some(get_property),
+            input_get_property: None,
+            output_get_cmt_instance: std::ptr::null_mut(),
+            input_get_cmt_instance: std::ptr::null_mut(),
+            log_print: Some(log),
+            input_log_check: None,
+            output_log_check: Some(log_check),
+        });
+        let plugin = Box::new(OutputPlugin {
+            name: c"kpl_kinesis".as_ptr() as *mut c_char,
+            api: &mut *api,
+            o_ins: std::ptr::null_mut(),
+            context: std::ptr::null_mut(),
+        });
+        Host {
+            lib,
+            plugin,
+            _api: api,
+            def,
+        }
+    }
+
+    /// What Register wrote: (type, proxy, flags, name, description), and whether the
+    /// bytes past the first 32 (event_type, config_map) are still zero.
+    pub fn registered(&self) -> (c_int, c_int, c_int, String, String, bool) {
+        let def = unsafe { &*(self.def.as_ptr() as *const ProxyDef) };
+        let name = unsafe { CStr::from_ptr(def.name) }.to_string_lossy().into_owned();
+        let desc = unsafe { CStr::from_ptr(def.description) }
+            .to_string_lossy()
+            .into_owned();
+        let tail_zero = self.def[4] == 0 && self.def[5] == 0;
+        (def.kind, def.proxy, def.flags, name, desc, tail_zero)
+    }
+
+    /// FLBPluginInit for a new instance with these properties; the return code and the
+    /// instance if it started.
+    pub fn init(&mut self, props: &[(&str, &str)]) -> (c_int, Option<Output>) {
+        let mut instance = Box::new(FakeInstance {
+            props: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), CString::new(*v).unwrap()))
+                .collect(),
+        });
+        let mut context = Box::new(OutputContext {
+            remote_context: std::ptr::null_mut(),
+            proxy: std::ptr::null_mut(),
+        });
+        // The host rewrites the shared structure before each Init.
+        self.plugin.o_ins = &mut *instance as *mut FakeInstance as *mut c_void;
+        self.plugin.context = &mut *context;
+        let code = unsafe {
+            let init: Symbol<unsafe extern "C" fn(*mut OutputPlugin) -> c_int> =
+                self.lib.get(b"FLBPluginInit").expect("FLBPluginInit");
+            init(&mut *self.plugin)
+        };
+        let remote = context.remote_context as usize;
+        if code <= 0 {
+            assert_eq!(remote, 0, "a failed Init must not leave a context");
+            return (code, None);
+        }
+        assert_ne!(remote, 0, "Init must store its instance in the context");
+        let output = Output {
+            remote,
+            _instance: instance,
+            _context: context,
+        };
+        (code, Some(output))
+    }
+
+    /// FLBPluginFlushCtx on a 64 KiB-stack thread, with the chunk and tag copied to
+    /// buffers that are freed right after the call, as the host does.
+    pub fn flush(&self, output: &Output, tag: &str, chunk: &[u8]) -> c_int {
+        let flush: Symbol<
+            unsafe extern "C" fn(*mut c_void, *const c_void, usize, *mut c_char) -> c_int,
+        > = unsafe { self.lib.get(b"FLBPluginFlushCtx") }.expect("FLBPluginFlushCtx");
+        let flush = *flush;
+        let remote = output.remote;
+        let data = chunk.to_vec();
+        let tag = CString::new(tag).unwrap();
+        std::thread::Builder::new()
+            .name("flb-pipeline".into())
+            .stack_size(COROUTINE_STACK)
+            .spawn(move || {
+                let tag = tag.into_raw();
+                let code = unsafe {
+                    flush(
+                        remote as *mut c_void,
+                        data.as_ptr() as *const c_void,
+                        data.len(),
+                        tag,
+                    )
+                };
+                drop(unsafe { CString::from_raw(tag) });
+                drop(data);
+                code
+            })
+            .expect("spawn a 64 KiB thread")
+            .join()
+            .expect("the flush thread crashed")
+    }
+
+    /// FLBPluginExitCtx.
+    pub fn exit(&self, output: Output) -> c_int {
+        let exit: Symbol<unsafe extern "C" fn(*mut c_void) -> c_int> =
+            unsafe { self.lib.get(b"FLBPluginExitCtx") }.expect("FLBPluginExitCtx");
+        unsafe { exit(output.remote as *mut c_void) }
+    }
+}
