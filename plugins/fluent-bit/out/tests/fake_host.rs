@@ -310,3 +310,34 @@ fn two_instances_and_concurrent_flushes_keep_their_records_apart() {
     host.exit(a);
     host.exit(b);
 }
+
+#[test]
+fn a_chunk_captured_from_fluent_bit_is_stored_line_for_line() {
+    let _s = serial();
+    set_fake_credentials();
+    // tests/fixtures/capture.sh: 300 compact JSON lines through the real in_stdin, and the
+    // chunk Fluent Bit 5.1.1 flushed for them. kinesis_streams sends each record as its
+    // compact JSON plus "\n", which for these lines is the line itself.
+    let lines = include_str!("fixtures/stdin.ndjson");
+    let captured = include_bytes!("fixtures/stdin.msgpack");
+    let kinesis = FakeKinesis::start(4);
+    let mut host = Host::load();
+    let (_, out) = host.init(&props(&kinesis, "captured", &[("partition_key", "$k"), ("record_max_buffered_time", "20")]));
+    let out = out.expect("init");
+    assert_eq!(host.flush(&out, "app.stdin", captured), FLB_OK, "{}", log_text());
+    let mut got: Vec<(String, Vec<u8>)> = user_records(&kinesis.stored(), "captured", 4);
+    let mut expected: Vec<(String, Vec<u8>)> = lines
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["k"].as_str().unwrap().to_owned(), format!("{l}\n").into_bytes())
+        })
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got.len(), 300);
+    assert!(got == expected, "stored records differ from the input lines");
+    // 17 keys over 4 shards: at most 4 aggregates.
+    assert!(kinesis.stored().len() <= 4, "{}", kinesis.stored().len());
+    host.exit(out);
+}
