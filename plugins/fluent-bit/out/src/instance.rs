@@ -145,6 +145,9 @@ fn run(
             return;
         }
     };
+    // The sink's diagnostics go to this instance's log; the subscriber is this thread's,
+    // where the runtime runs every task.
+    let _subscriber = tracing::subscriber::set_default(crate::sink_log::SinkLog::new(log.clone()));
     runtime.block_on(async move {
         let sink = match build_sink(&settings).await {
             Ok(sink) => sink,
@@ -298,7 +301,7 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
                 ctx.counters.stored.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Failure(f) => match &f.reason {
-                FailureReason::Rejected(_) => {
+                FailureReason::Rejected(e) if record_is_at_fault(&e.code) => {
                     unsendable(ctx, &mut tally, &tag_text, i, &f.to_string());
                     settled.insert(i);
                 }
@@ -341,6 +344,14 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
         return FLB_ERROR;
     }
     FLB_OK
+}
+
+/// Whether Kinesis refused a record for something in the record itself, which no retry
+/// fixes. Other refusals (the stream not found, access denied, a KMS key disabled) are
+/// about the setup, which may be fixed while Fluent Bit retries: those records are retried,
+/// not dropped.
+fn record_is_at_fault(code: &str) -> bool {
+    matches!(code, "ValidationException" | "InvalidArgumentException")
 }
 
 fn unsendable(ctx: &Ctx, tally: &mut Tally, tag: &str, index: usize, reason: &str) {

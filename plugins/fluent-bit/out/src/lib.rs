@@ -14,6 +14,7 @@ pub mod instance;
 pub mod records;
 pub mod retry_memory;
 pub mod settings;
+pub mod sink_log;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -341,3 +341,23 @@ fn a_chunk_captured_from_fluent_bit_is_stored_line_for_line() {
     assert!(kinesis.stored().len() <= 4, "{}", kinesis.stored().len());
     host.exit(out);
 }
+
+#[test]
+fn a_missing_stream_is_retried_not_dropped() {
+    let _s = serial();
+    set_fake_credentials();
+    // The stream does not exist yet (created later by the deployment, say): every request
+    // says so. The records are the setup's victims, not at fault: RETRY, never dropped.
+    let kinesis = FakeKinesis::start(1);
+    kinesis.fail_all(Some(("400 Bad Request", "ResourceNotFoundException")));
+    let mut host = Host::load();
+    let (_, out) = host.init(&props(&kinesis, "late", &[("record_ttl", "500"), ("record_max_buffered_time", "10")]));
+    let out = out.expect("init");
+    let c = chunk(&[("k".into(), "m".into())]);
+    assert_eq!(host.flush(&out, "t", &c), FLB_RETRY, "{}", log_text());
+    assert!(!log_text().contains("can never be stored"), "{}", log_text());
+    kinesis.fail_all(None);
+    assert_eq!(host.flush(&out, "t", &c), FLB_OK, "{}", log_text());
+    assert_eq!(user_records(&kinesis.stored(), "late", 1).len(), 1);
+    host.exit(out);
+}

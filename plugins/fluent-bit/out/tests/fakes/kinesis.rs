@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -34,7 +34,7 @@ pub struct FakeKinesis {
     pub endpoint: String,
     shards: usize,
     state: Arc<Mutex<State>>,
-    refuse: Arc<AtomicBool>,
+    refuse: Arc<Mutex<Option<(&'static str, &'static str)>>>,
     pub put_calls: Arc<AtomicU64>,
 }
 
@@ -44,7 +44,7 @@ impl FakeKinesis {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let endpoint = format!("http://{}", listener.local_addr().expect("local addr"));
         let state = Arc::new(Mutex::new(State::default()));
-        let refuse = Arc::new(AtomicBool::new(false));
+        let refuse = Arc::new(Mutex::new(None));
         let put_calls = Arc::new(AtomicU64::new(0));
         let server = Server {
             shards,
@@ -79,7 +79,12 @@ impl FakeKinesis {
 
     /// Every request is answered HTTP 500 InternalFailure while on.
     pub fn refuse_all(&self, on: bool) {
-        self.refuse.store(on, Ordering::SeqCst);
+        self.fail_all(on.then_some(("500 Internal Server Error", "InternalFailure")));
+    }
+
+    /// Every request is answered with this HTTP status and error code (`None`: normally).
+    pub fn fail_all(&self, failure: Option<(&'static str, &'static str)>) {
+        *self.refuse.lock().unwrap() = failure;
     }
 
     /// What was stored so far.
@@ -96,7 +101,7 @@ impl FakeKinesis {
 struct Server {
     shards: usize,
     state: Arc<Mutex<State>>,
-    refuse: Arc<AtomicBool>,
+    refuse: Arc<Mutex<Option<(&'static str, &'static str)>>>,
     put_calls: Arc<AtomicU64>,
 }
 
@@ -167,11 +172,8 @@ impl Server {
     }
 
     fn answer(&self, target: &str, body: &[u8]) -> (&'static str, Value) {
-        if self.refuse.load(Ordering::SeqCst) {
-            return (
-                "500 Internal Server Error",
-                json!({"__type": "InternalFailure", "message": "refused by the test"}),
-            );
+        if let Some((status, code)) = *self.refuse.lock().unwrap() {
+            return (status, json!({"__type": code, "message": "refused by the test"}));
         }
         let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         match target.rsplit('.').next().unwrap_or("") {
