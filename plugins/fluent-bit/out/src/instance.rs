@@ -107,9 +107,11 @@ impl Instance {
                 .error("flush after exit, or the plugin's thread is gone: chunk left to Fluent Bit's retry");
             return FLB_RETRY;
         }
+        // Nothing of `self` is touched while waiting or after: should the host run Exit
+        // while a worker still waits here, the instance may be gone when the answer comes.
+        let log = self.log.clone();
         answer.recv().unwrap_or_else(|_| {
-            self.log
-                .error("the plugin's thread ended during a flush: chunk left to Fluent Bit's retry");
+            log.error("the plugin stopped before this flush ended: chunk left to Fluent Bit's retry");
             FLB_RETRY
         })
     }
@@ -190,8 +192,17 @@ fn run(
             // Reap finished flushes as we go, so the set stays small.
             while running.try_join_next().is_some() {}
         }
-        while running.join_next().await.is_some() {}
-        ctx.sink.shutdown(settings.exit_grace).await;
+        // Exit: no more chunks. A flush still running (a worker the host stops late) gets
+        // its records sent now rather than after `record_max_buffered_time`; whatever is
+        // not settled within the grace period fails, and its flush answers RETRY.
+        let grace = tokio::time::Instant::now() + settings.exit_grace;
+        let draining = async { while running.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout_at(grace, async {
+            tokio::join!(ctx.sink.flush(), draining)
+        })
+        .await;
+        let left = grace.saturating_duration_since(tokio::time::Instant::now());
+        ctx.sink.shutdown(left).await;
         log.info(&summary(&ctx));
     });
 }
@@ -244,6 +255,11 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
         Err(_) => Default::default(),
     };
     let tag_text = String::from_utf8_lossy(tag);
+    ctx.log.debug(&format!(
+        "chunk (tag {tag_text}): {} bytes, {} events settled by an earlier delivery",
+        chunk.len(),
+        settled.len()
+    ));
     let mut keys = KeyGen::new(ctx.seeds.fetch_add(0x5851_F42D_4C95_7F2D, Ordering::Relaxed));
     let deadline = tokio::time::Instant::now() + ctx.put_wait;
     let mut tally = Tally::default();

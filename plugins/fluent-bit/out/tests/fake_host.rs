@@ -9,7 +9,7 @@ mod fakes;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use fakes::host::{log_text, Host, LOG};
+use fakes::host::{log_text, Host, LOG, LOG_LEVEL};
 use fakes::kinesis::{hash_of, shard_of, FakeKinesis, StoredRecord};
 use kpl_codec::{deaggregate, Options, Policy, Verdict};
 use kpl_fluent_bit::abi::{FLB_ERROR, FLB_OK, FLB_RETRY};
@@ -34,6 +34,7 @@ fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     LOG.lock().unwrap().clear();
+    LOG_LEVEL.store(3, std::sync::atomic::Ordering::SeqCst);
     guard
 }
 
@@ -360,4 +361,31 @@ fn a_missing_stream_is_retried_not_dropped() {
     assert_eq!(host.flush(&out, "t", &c), FLB_OK, "{}", log_text());
     assert_eq!(user_records(&kinesis.stored(), "late", 1).len(), 1);
     host.exit(out);
+}
+
+#[test]
+fn exit_sends_what_a_running_flush_buffered_without_waiting_for_its_timer() {
+    let _s = serial();
+    set_fake_credentials();
+    LOG_LEVEL.store(4, std::sync::atomic::Ordering::SeqCst);
+    let kinesis = FakeKinesis::start(1);
+    let mut host = Host::load();
+    // Records would wait ten minutes for more; the grace period is two. Only a flush at
+    // exit stores them before the grace period ends (else they fail: the flush answers RETRY).
+    let (_, out) = host.init(&props(&kinesis, "exit", &[("record_max_buffered_time", "10m"), ("exit_grace", "2m")]));
+    let out = out.expect("init");
+    let c = chunk(&(0..100).map(|i| (format!("k{i}"), format!("m{i}"))).collect::<Vec<_>>());
+    std::thread::scope(|s| {
+        let flushing = s.spawn(|| host.flush(&out, "t", &c));
+        // The flush has its chunk once the plugin logs it (debug); then the host exits.
+        let started = std::time::Instant::now();
+        while !log_text().contains("chunk (tag t): ") {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no flush seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(host.exit_ref(&out), FLB_OK);
+        assert_eq!(flushing.join().unwrap(), FLB_OK, "{}", log_text());
+    });
+    assert_eq!(user_records(&kinesis.stored(), "exit", 1).len(), 100);
+    assert!(log_text().contains("exit: 100 records stored"), "{}", log_text());
 }

@@ -8,6 +8,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 use kpl_fluent_bit::abi::{Api, LogPrintFn, OutputContext, OutputPlugin, ProxyDef};
@@ -46,9 +47,11 @@ unsafe extern "C" fn log_print(
     LOG.lock().unwrap().push((level, text));
 }
 
+/// The instances' `log_level`: 3 (info) unless a test raises it.
+pub static LOG_LEVEL: AtomicI32 = AtomicI32::new(3);
+
 unsafe extern "C" fn log_check(_ins: *mut c_void, level: c_int) -> c_int {
-    // Like `log_level info`.
-    c_int::from(level <= 3)
+    c_int::from(level <= LOG_LEVEL.load(Ordering::SeqCst))
 }
 
 /// An output instance as the host holds it: its properties.
@@ -221,6 +224,14 @@ impl Host {
             .expect("spawn a 64 KiB thread")
             .join()
             .expect("the flush thread crashed")
+    }
+
+    /// FLBPluginExitCtx while another thread may still be in a flush of the instance (the
+    /// output's memory stays with the caller).
+    pub fn exit_ref(&self, output: &Output) -> c_int {
+        let exit: Symbol<unsafe extern "C" fn(*mut c_void) -> c_int> =
+            unsafe { self.lib.get(b"FLBPluginExitCtx") }.expect("FLBPluginExitCtx");
+        unsafe { exit(output.remote as *mut c_void) }
     }
 
     /// FLBPluginExitCtx.
