@@ -152,6 +152,8 @@ pub fn parse(
     }
     if let Some(v) = with("max_record_size", parse_size)? {
         sink.max_record_size = to_usize("max_record_size", v)?;
+        // A stream with larger records takes PutRecords calls at least that large.
+        sink.collection_max_size = sink.collection_max_size.max(sink.max_record_size);
     }
     let exit_grace = Duration::from_millis(with("exit_grace", parse_millis)?.unwrap_or(5_000));
     if let Err(e) = sink.validate() {
@@ -283,6 +285,7 @@ mod tests {
         assert_eq!(s.sink.rate_limit, 50); // the property wins
         assert_eq!(s.sink.record_max_buffered_time, 2_000);
         assert_eq!(s.sink.max_record_size, 10 << 20);
+        assert_eq!(s.sink.collection_max_size, 10 << 20);
         assert_eq!(s.sink.aggregation_max_size, 1 << 20);
         assert_eq!(s.sink.kinesis_endpoint, "http://127.0.0.1:4568");
         assert!(s.partition_key.is_some());

@@ -316,9 +316,10 @@ fn two_instances_and_concurrent_flushes_keep_their_records_apart() {
 fn a_chunk_captured_from_fluent_bit_is_stored_line_for_line() {
     let _s = serial();
     set_fake_credentials();
-    // tests/fixtures/capture.sh: 300 compact JSON lines through the real in_stdin, and the
-    // chunk Fluent Bit 5.1.1 flushed for them. kinesis_streams sends each record as its
-    // compact JSON plus "\n", which for these lines is the line itself.
+    // tests/fixtures/capture.sh: 300 JSON lines through the real in_stdin, and the chunk
+    // Fluent Bit 5.1.1 flushed for them. Each must come out as one JSON object with the
+    // line's fields, then "\n" (byte-exactness against kinesis_streams itself is
+    // kpl-fluent-bit's tests/kinesis_streams_bytes.rs).
     let lines = include_str!("fixtures/stdin.ndjson");
     let captured = include_bytes!("fixtures/stdin.msgpack");
     let kinesis = FakeKinesis::start(4);
@@ -326,12 +327,22 @@ fn a_chunk_captured_from_fluent_bit_is_stored_line_for_line() {
     let (_, out) = host.init(&props(&kinesis, "captured", &[("partition_key", "$k"), ("record_max_buffered_time", "20")]));
     let out = out.expect("init");
     assert_eq!(host.flush(&out, "app.stdin", captured), FLB_OK, "{}", log_text());
-    let mut got: Vec<(String, Vec<u8>)> = user_records(&kinesis.stored(), "captured", 4);
-    let mut expected: Vec<(String, Vec<u8>)> = lines
+    let parse = |pk: &str, data: &[u8]| -> (String, String) {
+        let text = std::str::from_utf8(data).expect("UTF-8");
+        let line = text.strip_suffix('\n').expect("a trailing newline");
+        assert!(!line.contains('\n'), "one line per record");
+        let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        (pk.to_owned(), value.to_string())
+    };
+    let mut got: Vec<(String, String)> = user_records(&kinesis.stored(), "captured", 4)
+        .iter()
+        .map(|(pk, data)| parse(pk, data))
+        .collect();
+    let mut expected: Vec<(String, String)> = lines
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["k"].as_str().unwrap().to_owned(), format!("{l}\n").into_bytes())
+            (v["k"].as_str().unwrap().to_owned(), v.to_string())
         })
         .collect();
     got.sort();

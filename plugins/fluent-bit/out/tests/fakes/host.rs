@@ -88,14 +88,13 @@ pub struct Host {
     def: Vec<u64>,
 }
 
-/// The plugin library cargo built beside this test.
+/// The plugin library cargo built for this test: `cargo test` leaves it in
+/// `target/<profile>/deps` beside the test binary (only `cargo build` copies it up to
+/// `target/<profile>`, where it may be stale).
 pub fn plugin_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = dir.join("libkpl_fluent_bit_out.so");
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let path = deps.join("libkpl_fluent_bit_out.so");
     assert!(path.exists(), "{} not built", path.display());
     path
 }
