@@ -43,7 +43,9 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut OutputPlugin) -> c_int {
         if value.is_null() {
             return None;
         }
-        let dir = unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned();
+        let dir = unsafe { CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned();
         std::fs::create_dir_all(&dir).ok()?;
         let dir = Box::into_raw(Box::new(PathBuf::from(dir)));
         // SAFETY: the instance's context.
@@ -75,4 +77,3 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
     })
     .unwrap_or(FLB_ERROR)
 }
-

@@ -111,7 +111,9 @@ impl Instance {
         // while a worker still waits here, the instance may be gone when the answer comes.
         let log = self.log.clone();
         answer.recv().unwrap_or_else(|_| {
-            log.error("the plugin stopped before this flush ended: chunk left to Fluent Bit's retry");
+            log.error(
+                "the plugin stopped before this flush ended: chunk left to Fluent Bit's retry",
+            );
             FLB_RETRY
         })
     }
@@ -178,7 +180,11 @@ fn run(
         log.info(&format!(
             "stream={} aggregation={} record_max_buffered_time={}ms record_ttl={}ms",
             settings.stream,
-            if settings.sink.aggregation_enabled { "on" } else { "off" },
+            if settings.sink.aggregation_enabled {
+                "on"
+            } else {
+                "off"
+            },
             settings.sink.record_max_buffered_time,
             settings.sink.record_ttl
         ));
@@ -197,10 +203,8 @@ fn run(
         // not settled within the grace period fails, and its flush answers RETRY.
         let grace = tokio::time::Instant::now() + settings.exit_grace;
         let draining = async { while running.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout_at(grace, async {
-            tokio::join!(ctx.sink.flush(), draining)
-        })
-        .await;
+        let _ = tokio::time::timeout_at(grace, async { tokio::join!(ctx.sink.flush(), draining) })
+            .await;
         let left = grace.saturating_duration_since(tokio::time::Instant::now());
         ctx.sink.shutdown(left).await;
         log.info(&summary(&ctx));
@@ -226,7 +230,9 @@ async fn build_sink(settings: &Settings) -> Result<Sink, String> {
             )
             .build();
     }
-    let builder = Sink::builder().config(settings.sink.clone()).sdk_config(sdk);
+    let builder = Sink::builder()
+        .config(settings.sink.clone())
+        .sdk_config(sdk);
     let builder = if settings.stream.starts_with("arn:") {
         builder.stream_arn(settings.stream.clone())
     } else {
@@ -260,7 +266,10 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
         chunk.len(),
         settled.len()
     ));
-    let mut keys = KeyGen::new(ctx.seeds.fetch_add(0x5851_F42D_4C95_7F2D, Ordering::Relaxed));
+    let mut keys = KeyGen::new(
+        ctx.seeds
+            .fetch_add(0x5851_F42D_4C95_7F2D, Ordering::Relaxed),
+    );
     let deadline = tokio::time::Instant::now() + ctx.put_wait;
     let mut tally = Tally::default();
     let mut pending: Vec<(usize, PendingOutcome)> = Vec::new();
@@ -344,7 +353,9 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
         ));
         if let Ok(mut m) = ctx.memory.lock() {
             if m.remember(key, settled).is_some() {
-                ctx.counters.forgotten_chunks.fetch_add(1, Ordering::Relaxed);
+                ctx.counters
+                    .forgotten_chunks
+                    .fetch_add(1, Ordering::Relaxed);
                 ctx.log.warn(&format!(
                     "over {RETRY_MEMORY_CHUNKS} chunks await a retry: the oldest is forgotten, and its stored records would be sent again if Fluent Bit retries it"
                 ));

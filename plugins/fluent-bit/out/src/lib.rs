@@ -75,7 +75,9 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut OutputPlugin) -> c_int {
         let context = plugin.context;
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the host's table and instance, alive until this instance's Exit.
-        let log = unsafe { Logger::for_output(api, o_ins, format!("[output:kpl_kinesis:kpl_kinesis.{n}]")) };
+        let log = unsafe {
+            Logger::for_output(api, o_ins, format!("[output:kpl_kinesis:kpl_kinesis.{n}]"))
+        };
         if context.is_null() {
             log.error("no instance context from the host");
             return 0;
@@ -90,9 +92,14 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut OutputPlugin) -> c_int {
                 return None;
             }
             // SAFETY: NUL-terminated, owned by the host for the instance's life.
-            Some(unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+            Some(
+                unsafe { CStr::from_ptr(value) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         };
-        let read_file = |path: &str| std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"));
+        let read_file =
+            |path: &str| std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"));
         let settings = match settings::parse(&get, &read_file) {
             Ok(s) => s,
             Err(e) => {
@@ -160,7 +167,11 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
 /// # Safety
 /// None needed: nothing is read.
 #[no_mangle]
-pub unsafe extern "C" fn FLBPluginFlush(_data: *const c_void, _len: usize, _tag: *const c_char) -> c_int {
+pub unsafe extern "C" fn FLBPluginFlush(
+    _data: *const c_void,
+    _len: usize,
+    _tag: *const c_char,
+) -> c_int {
     FLB_ERROR
 }
 

@@ -65,9 +65,15 @@ const MISTAKES: &[(&str, &str)] = &[
     ("maxrecordsize", "max_record_size"),
     ("kinesisendpoint", "endpoint"),
     ("kinesis_endpoint", "endpoint"),
-    ("simple_aggregation", "aggregation (this plugin aggregates the KPL way)"),
+    (
+        "simple_aggregation",
+        "aggregation (this plugin aggregates the KPL way)",
+    ),
     ("compression", "nothing: compress in a filter"),
-    ("auto_retry_requests", "nothing: the plugin retries until record_ttl"),
+    (
+        "auto_retry_requests",
+        "nothing: the plugin retries until record_ttl",
+    ),
     ("sts_endpoint", "nothing: set AWS_ENDPOINT_URL_STS"),
     ("external_id", "nothing: not supported"),
     ("profile", "nothing: set AWS_PROFILE"),
@@ -104,9 +110,12 @@ pub fn parse(
         }
     }
     let prop = |name: &str| get(name).map(|v| v.trim().to_owned());
-    let stream = prop("stream")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| err("stream", "required: the Kinesis stream's name or ARN".into()))?;
+    let stream = prop("stream").filter(|s| !s.is_empty()).ok_or_else(|| {
+        err(
+            "stream",
+            "required: the Kinesis stream's name or ARN".into(),
+        )
+    })?;
 
     let mut sink = match prop("kpl_config") {
         None => Config::default(),

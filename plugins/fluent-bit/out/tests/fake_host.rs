@@ -19,8 +19,7 @@ use kpl_fluent_bit::abi::{FLB_ERROR, FLB_OK, FLB_RETRY};
 const GOLDEN: &str = "9292d7006b082134148a0be181a16da17888a76d657373616765a568656c6c6fa56c6576656ca4696e666fa16e2aa166cb3fe0000000000000a26f6bc3a46e6f6e65c0a36172729201a161a36f626a81a16ba1769292d7006b08213418b1156581a16da17888a76d657373616765a568656c6c6fa56c6576656ca4696e666fa16e2aa166cb3fe0000000000000a26f6bc3a46e6f6e65c0a36172729201a161a36f626a81a16ba176";
 
 /// What the fixture's record decodes to, per fluent-bit.md, as JSON.
-const GOLDEN_JSON: &str =
-    r#"{"message":"hello","level":"info","n":42,"f":0.5,"ok":true,"none":null,"arr":[1,"a"],"obj":{"k":"v"}}"#;
+const GOLDEN_JSON: &str = r#"{"message":"hello","level":"info","n":42,"f":0.5,"ok":true,"none":null,"arr":[1,"a"],"obj":{"k":"v"}}"#;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -95,18 +94,32 @@ fn user_records(stored: &[StoredRecord], stream: &str, shards: usize) -> Vec<(St
         };
         let decoded = deaggregate(&r.data, r.partition_key.as_bytes(), &options)
             .expect("the KCL policy never fails");
-        if let Verdict::Aggregated { dropped: Some(e), .. } = decoded.verdict() {
+        if let Verdict::Aggregated {
+            dropped: Some(e), ..
+        } = decoded.verdict()
+        {
             panic!("KCL would drop records of an aggregate: {e:?}");
         }
         for u in decoded {
-            out.push((String::from_utf8_lossy(u.partition_key).into_owned(), u.data.to_vec()));
+            out.push((
+                String::from_utf8_lossy(u.partition_key).into_owned(),
+                u.data.to_vec(),
+            ));
         }
     }
     out
 }
 
-fn props<'a>(kinesis: &'a FakeKinesis, stream: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut p = vec![("stream", stream), ("endpoint", kinesis.endpoint.as_str()), ("region", "us-east-1")];
+fn props<'a>(
+    kinesis: &'a FakeKinesis,
+    stream: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut p = vec![
+        ("stream", stream),
+        ("endpoint", kinesis.endpoint.as_str()),
+        ("region", "us-east-1"),
+    ];
     p.extend_from_slice(extra);
     p
 }
@@ -126,7 +139,10 @@ fn register_writes_only_what_every_host_version_allocates() {
     assert_eq!((kind, proxy, flags), (2, 11, 0));
     assert_eq!(name, "kpl_kinesis");
     assert!(!desc.is_empty());
-    assert!(tail_zero, "event_type and config_map must stay as the host zeroed them");
+    assert!(
+        tail_zero,
+        "event_type and config_map must stay as the host zeroed them"
+    );
 }
 
 #[test]
@@ -138,16 +154,30 @@ fn golden_chunk_becomes_one_aggregate_of_kinesis_streams_json_lines() {
     let (code, out) = host.init(&props(&kinesis, "golden", &[("partition_key", "$level")]));
     assert_eq!(code, 1, "{}", log_text());
     let out = out.unwrap();
-    assert_eq!(host.flush(&out, "fx.meta", &hex(GOLDEN)), FLB_OK, "{}", log_text());
+    assert_eq!(
+        host.flush(&out, "fx.meta", &hex(GOLDEN)),
+        FLB_OK,
+        "{}",
+        log_text()
+    );
     let stored = kinesis.stored();
     assert_eq!(stored.len(), 1, "both events share a key: one aggregate");
     assert_eq!(stored[0].data[..4], [0xF3, 0x89, 0x9A, 0xC2]);
     let users = user_records(&stored, "golden", 2);
     let expected = format!("{GOLDEN_JSON}\n").into_bytes();
-    assert_eq!(users, vec![("info".to_string(), expected.clone()), ("info".to_string(), expected)]);
+    assert_eq!(
+        users,
+        vec![
+            ("info".to_string(), expected.clone()),
+            ("info".to_string(), expected)
+        ]
+    );
     assert_eq!(host.exit(out), FLB_OK);
     let log = log_text();
-    assert!(log.contains("exit: 2 records stored, 0 failed for good, 1 Kinesis records"), "{log}");
+    assert!(
+        log.contains("exit: 2 records stored, 0 failed for good, 1 Kinesis records"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -160,18 +190,34 @@ fn a_retried_chunk_sends_only_what_was_not_stored() {
     let (code, out) = host.init(&props(
         &kinesis,
         "retry",
-        &[("partition_key", "$k"), ("record_ttl", "1000"), ("record_max_buffered_time", "10")],
+        &[
+            ("partition_key", "$k"),
+            ("record_ttl", "1000"),
+            ("record_max_buffered_time", "10"),
+        ],
     ));
     assert_eq!(code, 1, "{}", log_text());
     let out = out.unwrap();
-    let events: Vec<(String, String)> = (0..300).map(|i| (format!("key-{i}"), format!("line {i}"))).collect();
-    let on_shard_1 = events.iter().filter(|(k, _)| shard_of(hash_of(k), 2) == 1).count();
-    assert!(on_shard_1 > 50 && on_shard_1 < 250, "keys spread: {on_shard_1}");
+    let events: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("key-{i}"), format!("line {i}")))
+        .collect();
+    let on_shard_1 = events
+        .iter()
+        .filter(|(k, _)| shard_of(hash_of(k), 2) == 1)
+        .count();
+    assert!(
+        on_shard_1 > 50 && on_shard_1 < 250,
+        "keys spread: {on_shard_1}"
+    );
     let c = chunk(&events);
 
     assert_eq!(host.flush(&out, "app", &c), FLB_RETRY, "{}", log_text());
     let first = user_records(&kinesis.stored(), "retry", 2);
-    assert_eq!(first.len(), 300 - on_shard_1, "shard 0's records are stored, shard 1's are not");
+    assert_eq!(
+        first.len(),
+        300 - on_shard_1,
+        "shard 0's records are stored, shard 1's are not"
+    );
     assert!(log_text().contains("retry"), "{}", log_text());
 
     // Fluent Bit re-delivers the identical bytes under the same tag.
@@ -198,9 +244,15 @@ fn refused_requests_retry_the_whole_chunk_then_store_it_once() {
     let kinesis = FakeKinesis::start(1);
     kinesis.refuse_all(true);
     let mut host = Host::load();
-    let (_, out) = host.init(&props(&kinesis, "refused", &[("record_ttl", "500"), ("record_max_buffered_time", "10")]));
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "refused",
+        &[("record_ttl", "500"), ("record_max_buffered_time", "10")],
+    ));
     let out = out.expect("init");
-    let events: Vec<(String, String)> = (0..50).map(|i| (format!("k{i}"), format!("m{i}"))).collect();
+    let events: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("k{i}"), format!("m{i}")))
+        .collect();
     let c = chunk(&events);
     assert_eq!(host.flush(&out, "t", &c), FLB_RETRY);
     assert!(kinesis.stored().is_empty());
@@ -216,20 +268,39 @@ fn a_record_that_can_never_be_stored_is_logged_and_does_not_hold_back_its_chunk(
     set_fake_credentials();
     let kinesis = FakeKinesis::start(1);
     let mut host = Host::load();
-    let (_, out) = host.init(&props(&kinesis, "big", &[("max_record_size", "1K"), ("record_max_buffered_time", "10")]));
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "big",
+        &[
+            ("max_record_size", "1K"),
+            ("record_max_buffered_time", "10"),
+        ],
+    ));
     let out = out.expect("init");
     let events = vec![
         ("a".to_string(), "small".to_string()),
         ("b".to_string(), "x".repeat(2000)),
         ("c".to_string(), "small too".to_string()),
     ];
-    assert_eq!(host.flush(&out, "t", &chunk(&events)), FLB_OK, "{}", log_text());
+    assert_eq!(
+        host.flush(&out, "t", &chunk(&events)),
+        FLB_OK,
+        "{}",
+        log_text()
+    );
     let users = user_records(&kinesis.stored(), "big", 1);
     assert_eq!(users.len(), 2);
     let log = log_text();
-    assert!(log.contains("record 1 of a chunk (tag t) can never be stored"), "{log}");
+    assert!(
+        log.contains("record 1 of a chunk (tag t) can never be stored"),
+        "{log}"
+    );
     host.exit(out);
-    assert!(log_text().contains("2 records stored, 1 failed for good"), "{}", log_text());
+    assert!(
+        log_text().contains("2 records stored, 1 failed for good"),
+        "{}",
+        log_text()
+    );
 }
 
 #[test]
@@ -238,7 +309,11 @@ fn malformed_chunks_are_errors_logged_never_crashes() {
     set_fake_credentials();
     let kinesis = FakeKinesis::start(1);
     let mut host = Host::load();
-    let (_, out) = host.init(&props(&kinesis, "bad", &[("record_max_buffered_time", "10")]));
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "bad",
+        &[("record_max_buffered_time", "10")],
+    ));
     let out = out.expect("init");
     let golden = hex(GOLDEN);
     // Cut inside the second event: the first is sent, the chunk is an error.
@@ -256,9 +331,15 @@ fn bad_properties_fail_init_with_a_line_naming_them() {
     let mut host = Host::load();
     for (props, name) in [
         (vec![("region", "us-east-1")], "'stream'"),
-        (vec![("stream", "s"), ("aggregation", "perhaps")], "'aggregation'"),
+        (
+            vec![("stream", "s"), ("aggregation", "perhaps")],
+            "'aggregation'",
+        ),
         (vec![("stream", "s"), ("RecordTtl", "1000")], "'recordttl'"),
-        (vec![("stream", "s"), ("partition_key", "$a['b")], "'partition_key'"),
+        (
+            vec![("stream", "s"), ("partition_key", "$a['b")],
+            "'partition_key'",
+        ),
     ] {
         LOG.lock().unwrap().clear();
         let (code, out) = host.init(&props);
@@ -266,7 +347,10 @@ fn bad_properties_fail_init_with_a_line_naming_them() {
         assert!(out.is_none());
         let log = log_text();
         assert!(log.contains(name), "{name}: {log}");
-        assert!(log.starts_with("[1] [output:kpl_kinesis:kpl_kinesis."), "{log}");
+        assert!(
+            log.starts_with("[1] [output:kpl_kinesis:kpl_kinesis."),
+            "{log}"
+        );
     }
 }
 
@@ -276,13 +360,22 @@ fn two_instances_and_concurrent_flushes_keep_their_records_apart() {
     set_fake_credentials();
     let kinesis = FakeKinesis::start(4);
     let mut host = Host::load();
-    let (_, a) = host.init(&props(&kinesis, "stream-a", &[("partition_key", "$k"), ("record_max_buffered_time", "50")]));
-    let (_, b) = host.init(&props(&kinesis, "stream-b", &[("record_max_buffered_time", "50")]));
+    let (_, a) = host.init(&props(
+        &kinesis,
+        "stream-a",
+        &[("partition_key", "$k"), ("record_max_buffered_time", "50")],
+    ));
+    let (_, b) = host.init(&props(
+        &kinesis,
+        "stream-b",
+        &[("record_max_buffered_time", "50")],
+    ));
     let (a, b) = (a.expect("init a"), b.expect("init b"));
     let chunks: Vec<Vec<u8>> = (0..4)
         .map(|c| {
-            let events: Vec<(String, String)> =
-                (0..500).map(|i| (format!("k{}", i % 37), format!("chunk {c} line {i}"))).collect();
+            let events: Vec<(String, String)> = (0..500)
+                .map(|i| (format!("k{}", i % 37), format!("chunk {c} line {i}")))
+                .collect();
             chunk(&events)
         })
         .collect();
@@ -300,14 +393,21 @@ fn two_instances_and_concurrent_flushes_keep_their_records_apart() {
     let users_b = user_records(&stored, "stream-b", 4);
     assert_eq!(users_a.len(), 2000);
     assert_eq!(users_b.len(), 2000);
-    assert!(users_a.iter().all(|(_, d)| d.starts_with(b"{\"k\":") && (d.windows(7).any(|w| w == b"chunk 0") || d.windows(7).any(|w| w == b"chunk 2"))));
+    assert!(users_a.iter().all(|(_, d)| d.starts_with(b"{\"k\":")
+        && (d.windows(7).any(|w| w == b"chunk 0") || d.windows(7).any(|w| w == b"chunk 2"))));
     // Random keys spread over the four shards.
-    let shards_b: std::collections::BTreeSet<usize> =
-        stored.iter().filter(|r| r.stream == "stream-b").map(|r| r.shard).collect();
+    let shards_b: std::collections::BTreeSet<usize> = stored
+        .iter()
+        .filter(|r| r.stream == "stream-b")
+        .map(|r| r.shard)
+        .collect();
     assert_eq!(shards_b.len(), 4);
     // Aggregation: far fewer Kinesis records than user records.
     let kinesis_records = stored.iter().filter(|r| r.stream == "stream-a").count();
-    assert!(kinesis_records * 20 <= 2000, "{kinesis_records} Kinesis records for 2000");
+    assert!(
+        kinesis_records * 20 <= 2000,
+        "{kinesis_records} Kinesis records for 2000"
+    );
     host.exit(a);
     host.exit(b);
 }
@@ -324,9 +424,18 @@ fn a_chunk_captured_from_fluent_bit_is_stored_line_for_line() {
     let captured = include_bytes!("fixtures/stdin.msgpack");
     let kinesis = FakeKinesis::start(4);
     let mut host = Host::load();
-    let (_, out) = host.init(&props(&kinesis, "captured", &[("partition_key", "$k"), ("record_max_buffered_time", "20")]));
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "captured",
+        &[("partition_key", "$k"), ("record_max_buffered_time", "20")],
+    ));
     let out = out.expect("init");
-    assert_eq!(host.flush(&out, "app.stdin", captured), FLB_OK, "{}", log_text());
+    assert_eq!(
+        host.flush(&out, "app.stdin", captured),
+        FLB_OK,
+        "{}",
+        log_text()
+    );
     let parse = |pk: &str, data: &[u8]| -> (String, String) {
         let text = std::str::from_utf8(data).expect("UTF-8");
         let line = text.strip_suffix('\n').expect("a trailing newline");
@@ -348,7 +457,10 @@ fn a_chunk_captured_from_fluent_bit_is_stored_line_for_line() {
     got.sort();
     expected.sort();
     assert_eq!(got.len(), 300);
-    assert!(got == expected, "stored records differ from the input lines");
+    assert!(
+        got == expected,
+        "stored records differ from the input lines"
+    );
     // 17 keys over 4 shards: at most 4 aggregates.
     assert!(kinesis.stored().len() <= 4, "{}", kinesis.stored().len());
     host.exit(out);
@@ -363,11 +475,19 @@ fn a_missing_stream_is_retried_not_dropped() {
     let kinesis = FakeKinesis::start(1);
     kinesis.fail_all(Some(("400 Bad Request", "ResourceNotFoundException")));
     let mut host = Host::load();
-    let (_, out) = host.init(&props(&kinesis, "late", &[("record_ttl", "500"), ("record_max_buffered_time", "10")]));
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "late",
+        &[("record_ttl", "500"), ("record_max_buffered_time", "10")],
+    ));
     let out = out.expect("init");
     let c = chunk(&[("k".into(), "m".into())]);
     assert_eq!(host.flush(&out, "t", &c), FLB_RETRY, "{}", log_text());
-    assert!(!log_text().contains("can never be stored"), "{}", log_text());
+    assert!(
+        !log_text().contains("can never be stored"),
+        "{}",
+        log_text()
+    );
     kinesis.fail_all(None);
     assert_eq!(host.flush(&out, "t", &c), FLB_OK, "{}", log_text());
     assert_eq!(user_records(&kinesis.stored(), "late", 1).len(), 1);
@@ -383,20 +503,35 @@ fn exit_sends_what_a_running_flush_buffered_without_waiting_for_its_timer() {
     let mut host = Host::load();
     // Records would wait ten minutes for more; the grace period is two. Only a flush at
     // exit stores them before the grace period ends (else they fail: the flush answers RETRY).
-    let (_, out) = host.init(&props(&kinesis, "exit", &[("record_max_buffered_time", "10m"), ("exit_grace", "2m")]));
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "exit",
+        &[("record_max_buffered_time", "10m"), ("exit_grace", "2m")],
+    ));
     let out = out.expect("init");
-    let c = chunk(&(0..100).map(|i| (format!("k{i}"), format!("m{i}"))).collect::<Vec<_>>());
+    let c = chunk(
+        &(0..100)
+            .map(|i| (format!("k{i}"), format!("m{i}")))
+            .collect::<Vec<_>>(),
+    );
     std::thread::scope(|s| {
         let flushing = s.spawn(|| host.flush(&out, "t", &c));
         // The flush has its chunk once the plugin logs it (debug); then the host exits.
         let started = std::time::Instant::now();
         while !log_text().contains("chunk (tag t): ") {
-            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no flush seen");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no flush seen"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(host.exit_ref(&out), FLB_OK);
         assert_eq!(flushing.join().unwrap(), FLB_OK, "{}", log_text());
     });
     assert_eq!(user_records(&kinesis.stored(), "exit", 1).len(), 100);
-    assert!(log_text().contains("exit: 100 records stored"), "{}", log_text());
+    assert!(
+        log_text().contains("exit: 100 records stored"),
+        "{}",
+        log_text()
+    );
 }

@@ -42,7 +42,9 @@ unsafe extern "C" fn log_print(
 ) {
     let fmt = unsafe { CStr::from_ptr(fmt) }.to_string_lossy();
     assert_eq!(fmt, "%s", "the plugin must log through a fixed format");
-    let text = unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(arg) }
+        .to_string_lossy()
+        .into_owned();
     eprintln!("[fake host log {level}] {text}");
     LOG.lock().unwrap().push((level, text));
 }
@@ -150,7 +152,9 @@ impl Host {
     /// bytes past the first 32 (event_type, config_map) are still zero.
     pub fn registered(&self) -> (c_int, c_int, c_int, String, String, bool) {
         let def = unsafe { &*(self.def.as_ptr() as *const ProxyDef) };
-        let name = unsafe { CStr::from_ptr(def.name) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(def.name) }
+            .to_string_lossy()
+            .into_owned();
         let desc = unsafe { CStr::from_ptr(def.description) }
             .to_string_lossy()
             .into_owned();

@@ -173,7 +173,10 @@ impl Server {
 
     fn answer(&self, target: &str, body: &[u8]) -> (&'static str, Value) {
         if let Some((status, code)) = *self.refuse.lock().unwrap() {
-            return (status, json!({"__type": code, "message": "refused by the test"}));
+            return (
+                status,
+                json!({"__type": code, "message": "refused by the test"}),
+            );
         }
         let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         match target.rsplit('.').next().unwrap_or("") {
@@ -222,7 +225,10 @@ impl Server {
                     });
                     results.push(json!({"SequenceNumber": format!("{seq:056}"), "ShardId": format!("shardId-{shard:012}")}));
                 }
-                ("200 OK", json!({"FailedRecordCount": failed, "Records": results}))
+                (
+                    "200 OK",
+                    json!({"FailedRecordCount": failed, "Records": results}),
+                )
             }
             _ => (
                 "400 Bad Request",
