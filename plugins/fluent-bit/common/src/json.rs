@@ -25,8 +25,9 @@
 //!   the time are written raw, not escaped. The time is `time_key_format` (default
 //!   `%Y-%m-%dT%H:%M:%S`, UTC) through glibc's `strftime`, after Fluent Bit replaces `%3N`
 //!   with the milliseconds and `%9N` and `%L` with the nanoseconds. When the time comes out
-//!   empty or longer than 12 × the format's length minus 1 (`%c` alone), the record is sent
-//!   without it.
+//!   empty or longer than 12 × the format's length minus 1 (`%c` alone), Fluent Bit means to
+//!   send the record without it, and so does this, but 5.1.1 aborts (it frees an
+//!   uninitialised pointer): [`FormatOptions::validate`] refuses such formats.
 //! - `log_key` and `time_key` together make the output fail at startup.
 //!
 //! Not reproduced: the size limits (records over 1,048,556 bytes are discarded), and
@@ -59,8 +60,31 @@ pub struct FormatOptions {
 pub const DEFAULT_TIME_KEY_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
 impl FormatOptions {
-    /// Fails where `kinesis_streams` fails at startup: `log_key` and `time_key` together.
+    /// Fails where `kinesis_streams` fails at startup (`log_key` and `time_key` together),
+    /// and for a `time_key_format` whose text is empty or longer than 12 × its length minus
+    /// 1 (`%c`, the empty format): on such a record Fluent Bit 5.1.1 frees an uninitialised
+    /// pointer and aborts (seen with `%c`). [`kinesis_streams_records`] sends those records
+    /// without the time, as Fluent Bit means to.
     pub fn validate(&self) -> Result<(), FormatError> {
+        self.check_keys()?;
+        if self.time_key.is_some() {
+            let format = self.time_key_format();
+            // A date with long names (Wednesday, September) and one with short ones.
+            for seconds in [1_695_168_000, 1_683_072_000] {
+                let fits = strftime::Tm::gmtime(seconds)
+                    .and_then(|tm| strftime::aws_strftime_precision(format.as_bytes(), &tm, 0));
+                if fits.is_none() {
+                    return Err(FormatError::new(format!(
+                        "time_key_format '{format}' gives no text or more than 12 × its \
+                         length: kinesis_streams (5.1.1) aborts on such records"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_keys(&self) -> Result<(), FormatError> {
         if self.log_key.is_some() && self.time_key.is_some() {
             return Err(FormatError::new(
                 "'time_key' and 'log_key' can not be used together (kinesis_streams refuses \
@@ -68,6 +92,12 @@ impl FormatOptions {
             ));
         }
         Ok(())
+    }
+
+    fn time_key_format(&self) -> &str {
+        self.time_key_format
+            .as_deref()
+            .unwrap_or(DEFAULT_TIME_KEY_FORMAT)
     }
 }
 
@@ -144,14 +174,15 @@ pub fn kinesis_streams_data(
 ///
 /// Without `log_key` there is exactly one entry. With `log_key`, one per matching entry of
 /// the record; when none matches, the error (Fluent Bit logs "Could not find log_key") is
-/// returned instead. Invalid options (see [`FormatOptions::validate`]) are an error too.
+/// returned instead. `log_key` and `time_key` together are an error too (check the options
+/// once with [`FormatOptions::validate`]).
 pub fn kinesis_streams_records(
     event: &Event<'_>,
     options: &FormatOptions,
     out: &mut Vec<u8>,
     sent: &mut Vec<Result<Range<usize>, FormatError>>,
 ) -> Result<(), FormatError> {
-    options.validate()?;
+    options.check_keys()?;
     let Some(log_key) = options.log_key.as_deref() else {
         sent.push(one_record(&event.record, event, options, false, out));
         return Ok(());
@@ -227,10 +258,8 @@ fn one_record(
                 event.seconds
             )));
         };
-        let format = options
-            .time_key_format
-            .as_deref()
-            .unwrap_or(DEFAULT_TIME_KEY_FORMAT);
+        let format = options.time_key_format();
+        // None: Fluent Bit logs "Failed to add time_key" and (5.1.1) aborts; see validate.
         if let Some(time) =
             strftime::aws_strftime_precision(format.as_bytes(), &tm, event.nanoseconds)
         {
@@ -641,6 +670,10 @@ mod tests {
             data("81 a1 61 01", &options(Some("%c"))).unwrap(),
             "prefix{\"a\":1}\n"
         );
+        assert!(options(Some("%c")).validate().is_err());
+        assert!(options(Some("")).validate().is_err());
+        assert!(options(Some("%c ")).validate().is_ok());
+        assert!(options(None).validate().is_ok());
         let both = FormatOptions {
             log_key: Some("a".into()),
             ..options(None)
