@@ -432,7 +432,7 @@ fn element_offsets(bytes: &[u8]) -> Result<[usize; 2], ChunkError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The golden fixture of `fluent-bit.md`: two events from Fluent Bit 5.1.1's dummy input
