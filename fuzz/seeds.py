@@ -5,6 +5,9 @@ decode_strict: byte 0 = mode (1: the record's data as is, 0: frame the rest), th
 deaggregate_kcl: byte 0 = flags (bit 0: frame the rest, bit 1: apply the range), 32 bytes of
 range ends, then bytes. hash_key: explicit hash key texts. roundtrip and sink_core: none
 (their input is `Arbitrary`-encoded; libFuzzer finds its way from empty input in seconds).
+fluent_bit_chunk: byte 0 = the pattern's length, the record accessor pattern, then a chunk:
+the golden 168-byte chunk of shared/docs/fluent-bit.md, and the events and patterns Fluent
+Bit itself produced in plugins/fluent-bit/common/tests/fixtures.
 """
 import base64, hashlib, json, os, pathlib
 
@@ -12,6 +15,14 @@ HERE = pathlib.Path(__file__).resolve().parent
 CORPUS = HERE.parent / "vectors" / "corpus"
 OUT = HERE / "seeds"
 MAGIC = bytes.fromhex("f3899ac2")
+FLUENT_BIT_FIXTURES = HERE.parent / "plugins" / "fluent-bit" / "common" / "tests" / "fixtures"
+# Two events from Fluent Bit 5.1.1's dummy input with metadata (shared/docs/fluent-bit.md).
+GOLDEN_CHUNK = bytes.fromhex(
+    "9292d7006b082134148a0be181a16da17888a76d657373616765a568656c6c6fa56c6576656ca4696e666f"
+    "a16e2aa166cb3fe0000000000000a26f6bc3a46e6f6e65c0a36172729201a161a36f626a81a16ba176"
+    "9292d7006b08213418b1156581a16da17888a76d657373616765a568656c6c6fa56c6576656ca4696e666f"
+    "a16e2aa166cb3fe0000000000000a26f6bc3a46e6f6e65c0a36172729201a161a36f626a81a16ba176"
+)
 FULL = (0, 2**128 - 1)
 
 
@@ -47,6 +58,28 @@ def main():
             continue
         count += 1
     print(f"seeds written from {count} vectors into {OUT}")
+    fluent_bit_seeds()
+
+
+def fluent_bit_chunk(pattern, chunk):
+    pattern = pattern.encode("utf-8")[:255]
+    write("fluent_bit_chunk", bytes([len(pattern)]) + pattern + chunk)
+
+
+def fluent_bit_seeds():
+    patterns = ["$message", "$obj['k']", "app-$arr[1]-$TAG[0]", "%Y-%m-%dT%H:%M:%S.%3NZ"]
+    for pattern in patterns:
+        fluent_bit_chunk(pattern, GOLDEN_CHUNK)
+    accessor = json.loads((FLUENT_BIT_FIXTURES / "record_accessor.json").read_text(encoding="utf-8"))
+    patterns += [case["pattern"] for case in accessor["cases"]]
+    kinesis = json.loads((FLUENT_BIT_FIXTURES / "kinesis_streams.json").read_text(encoding="utf-8"))
+    for i, case in enumerate(kinesis["cases"]):
+        chunk = b"".join(base64.b64decode(e) for e in case["events"])
+        fluent_bit_chunk(patterns[i % len(patterns)], chunk)
+    for case in accessor["cases"]:
+        chunk = b"".join(base64.b64decode(e) for e in case["events"])
+        fluent_bit_chunk(case["pattern"], chunk)
+    print(f"fluent_bit_chunk seeds written into {OUT / 'fluent_bit_chunk'}")
 
 
 if __name__ == "__main__":

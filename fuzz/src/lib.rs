@@ -155,5 +155,7 @@ pub fn hash_key(input: &[u8]) {
     assert_eq!(parse_explicit_hash_key(printed), Ok(value), "parse(print(x)) == x");
 }
 
+pub mod fluent_bit;
 pub mod sink_core;
+pub use fluent_bit::fluent_bit_chunk;
 pub use sink_core::{sink_core, SinkCoreInput};
