@@ -19,7 +19,10 @@ pub fn fluent_bit_chunk(input: &[u8]) {
     let pattern = String::from_utf8_lossy(pattern);
     let accessor = Accessor::parse(&pattern);
     if let Err(error) = &accessor {
-        assert!(error.offset <= pattern.len(), "accessor error past the pattern");
+        assert!(
+            error.offset <= pattern.len(),
+            "accessor error past the pattern"
+        );
     }
     let option_sets = [
         FormatOptions::default(),
@@ -50,9 +53,16 @@ pub fn fluent_bit_chunk(input: &[u8]) {
                 continue;
             }
         };
-        assert!(event.offset >= next_offset, "events overlap or go backwards");
+        assert!(
+            event.offset >= next_offset,
+            "events overlap or go backwards"
+        );
         let end = event.offset + event.raw.len();
-        assert_eq!(chunk.get(event.offset..end), Some(event.raw), "raw is not the chunk's");
+        assert_eq!(
+            chunk.get(event.offset..end),
+            Some(event.raw),
+            "raw is not the chunk's"
+        );
         assert!(event.nanoseconds < 1_000_000_000);
         next_offset = end;
         if let Ok(accessor) = &accessor {
