@@ -290,7 +290,7 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
             tally.unsettled += 1;
             continue;
         }
-        let record = match ctx.shaper.shape(&event, &mut keys) {
+        let record = match ctx.shaper.shape(&event, tag, &mut keys) {
             Ok(record) => record,
             Err(reason) => {
                 unsendable(ctx, &mut tally, &tag_text, i, &reason);

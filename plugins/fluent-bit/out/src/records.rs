@@ -1,5 +1,6 @@
 //! One Fluent Bit event as one Kinesis user record: its data (what `kinesis_streams` would
-//! send), its partition key (an accessor, or random) and its explicit hash key.
+//! send), its partition key (an accessor, `$TAG` included, or random) and its explicit hash
+//! key.
 
 use kpl_fluent_bit::accessor::Accessor;
 use kpl_fluent_bit::json::{kinesis_streams_data, FormatOptions};
@@ -43,19 +44,24 @@ impl KeyGen {
 
 impl Shaper {
     /// The user record for an event, or why it can never be sent (the caller logs it).
-    pub fn shape(&self, event: &Event<'_>, keys: &mut KeyGen) -> Result<UserRecord, String> {
+    pub fn shape(
+        &self,
+        event: &Event<'_>,
+        tag: &[u8],
+        keys: &mut KeyGen,
+    ) -> Result<UserRecord, String> {
         let mut data = Vec::new();
         kinesis_streams_data(event, &self.format, &mut data).map_err(|e| e.message)?;
         let partition_key = self
             .partition_key
             .as_ref()
-            .and_then(|a| a.render(&event.record))
+            .and_then(|a| a.render_with_tag(&event.record, Some(tag)))
             .map(|bytes| partition_key_text(&bytes))
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| keys.next_key());
         let mut record = UserRecord::new(partition_key, data);
         if let Some(accessor) = &self.explicit_hash_key {
-            if let Some(ehk) = accessor.render(&event.record) {
+            if let Some(ehk) = accessor.render_with_tag(&event.record, Some(tag)) {
                 let ehk = String::from_utf8(ehk)
                     .map_err(|_| "explicit_hash_key is not UTF-8 text".to_owned())?;
                 record = record.with_explicit_hash_key(ehk);

@@ -181,6 +181,14 @@ pub fn parse(
         time_key: prop("time_key").filter(|v| !v.is_empty()),
         time_key_format: prop("time_key_format").filter(|v| !v.is_empty()),
     };
+    if let Err(e) = format.validate() {
+        let property = if format.log_key.is_some() && format.time_key.is_some() {
+            "log_key"
+        } else {
+            "time_key_format"
+        };
+        return Err(err(property, e.message));
+    }
     Ok(Settings {
         stream,
         role_arn: prop("role_arn").filter(|v| !v.is_empty()),
@@ -262,10 +270,17 @@ mod tests {
             ("aggregation_max_size", "11M"), // over the bound: validate() says so
             ("max_record_size", "11M"),
             ("kpl_config", "missing.toml"),
+            ("time_key_format", "%c"),
         ] {
-            let e = parse_map(&[("stream", "s"), (key, value)]).unwrap_err();
+            let e = parse_map(&[("stream", "s"), ("time_key", "t"), (key, value)]).unwrap_err();
             assert_eq!(e.property, key, "{key}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn log_key_and_time_key_exclude_each_other_as_in_kinesis_streams() {
+        let e = parse_map(&[("stream", "s"), ("log_key", "log"), ("time_key", "t")]).unwrap_err();
+        assert_eq!(e.property, "log_key");
     }
 
     #[test]
