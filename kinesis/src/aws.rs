@@ -94,6 +94,21 @@ pub(crate) async fn client(settings: ClientSettings) -> Client {
     Client::from_conf(conf.build())
 }
 
+/// An error and its causes on one line, outermost first.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
 /// The error's code and message (the service's, or a name for a transport failure:
 /// `Timeout`, `Dispatch`, `ResponseError`) and whether retrying may help.
 pub(crate) fn error_info<E>(error: &SdkError<E, HttpResponse>) -> (ErrorInfo, bool)
@@ -106,8 +121,10 @@ where
             service.err().message().unwrap_or_default().to_owned(),
         ),
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), error.to_string()),
-        SdkError::DispatchFailure(d) => ("Dispatch".to_owned(), format!("{d:?}")),
-        SdkError::ResponseError(r) => ("ResponseError".to_owned(), format!("{r:?}")),
+        // The whole chain of causes, on one line: "dispatch failure: io error: client
+        // error (Connect): tcp connect error: Connection refused (os error 111)".
+        SdkError::DispatchFailure(_) => ("Dispatch".to_owned(), causes(error)),
+        SdkError::ResponseError(_) => ("ResponseError".to_owned(), causes(error)),
         SdkError::ConstructionFailure(c) => {
             let info = ErrorInfo {
                 code: "ConstructionFailure".to_owned(),

@@ -471,8 +471,12 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
                                 shared.progress.notify_waiters();
                             }
                             Err(e) => {
-                                tracing::warn!(error = %e, "ListShards gave no usable shard map; retrying");
                                 list_failures += 1;
+                                // The first failure, then every tenth: a stream that stays
+                                // unreachable must not flood the log.
+                                if list_failures % 10 == 1 {
+                                    tracing::warn!(error = %e, failures = list_failures, "ListShards gave no usable shard map; retrying");
+                                }
                                 let backoff = 100u64.saturating_mul(1 << list_failures.min(6));
                                 next_list = now + Duration::from_millis(backoff);
                             }
