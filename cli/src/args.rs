@@ -118,7 +118,24 @@ pub enum Command {
     /// Print a stream's user records as NDJSON, deaggregated as KCL does, from every shard.
     #[command(after_long_help = TAIL_AFTER)]
     Tail(TailArgs),
+    /// Serve the Kinesis API, aggregating PutRecords/PutRecord like KPL into the upstream.
+    #[command(after_long_help = SERVE_AFTER)]
+    Serve(ServeArgs),
 }
+
+const SERVE_AFTER: &str = "\
+Point any AWS SDK, the AWS CLI, Vector or Fluent Bit at it as their Kinesis endpoint.
+PutRecords and PutRecord (JSON 1.1 and CBOR 1.1) go into one kpl-kinesis sink per stream:
+aggregated per shard exactly like KPL, and answered per record, once stored, with the
+upstream's ShardId and SequenceNumber (every user record of one aggregate shares its
+sequence number), or ProvisionedThroughputExceededException when the buffer stays full for
+--admission-wait, or InternalFailure when RecordTtl passed. Every other operation
+(DescribeStream, ListShards, GetRecords, ...) is forwarded to the upstream, signed with this
+server's credentials (the standard AWS chain).
+
+It does not check callers' signatures: it listens on loopback unless --allow-remote.
+GET /metrics gives Prometheus counters. SIGTERM or Ctrl-C: stop accepting, answer the
+requests in flight, flush every sink, print a summary, exit 0.";
 
 const TAIL_AFTER: &str = "\
 Reads every shard with GetRecords (children after their parents when the stream was
@@ -352,6 +369,47 @@ pub struct PutArgs {
     /// random key per line).
     #[arg(long, value_name = "FIELD", requires = "lines")]
     pub partition_key_field: Option<String>,
+}
+
+/// Options of `kpl serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the line `listening on URL` says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4580")]
+    pub listen: String,
+
+    /// Upstream Kinesis endpoint URL (default: AWS in --region).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Upstream AWS region (default: the standard chain, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Sink options with KPL's names, TOML (or JSON for a `.json` file).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow listening on an address other than loopback (callers are not authenticated).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// How long a put waits for buffer room before answering
+    /// ProvisionedThroughputExceededException for the records left, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub admission_wait: u64,
+
+    /// Most connections open at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 /// Options of `kpl tail`.

@@ -13,6 +13,7 @@ pub mod input;
 pub mod inspect;
 pub mod output;
 pub mod put;
+pub mod serve;
 pub mod tail;
 
 use std::io::{Read, Write};
@@ -29,6 +30,7 @@ pub fn run(cli: &Cli, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), S
         Command::Conformance(args) => conformance::run(args, out),
         Command::Put(args) => put::run(args, stdin, out),
         Command::Tail(args) => tail::run(args, out),
+        Command::Serve(args) => serve::run(args, out),
     }
 }
 
