@@ -59,6 +59,20 @@ def main():
         count += 1
     print(f"seeds written from {count} vectors into {OUT}")
     fluent_bit_seeds()
+    serve_seeds()
+
+
+def serve_seeds():
+    """serve_request: byte 0 = mode (bit 0 CBOR, bit 1 PutRecord), then a request body."""
+    records = [{"Data": base64.b64encode(b"hello %d" % i).decode(), "PartitionKey": f"k{i}"} for i in range(3)]
+    records[1]["ExplicitHashKey"] = "170141183460469231731687303715884105728"
+    write("serve_request", b"\x00" + json.dumps({"StreamName": "s", "Records": records}).encode())
+    write("serve_request", b"\x02" + json.dumps({"StreamName": "s", **records[0]}).encode())
+    # CBOR {"StreamName": "s", "Records": [{"Data": h'00', "PartitionKey": "k"}]}, by hand.
+    cbor = (b"\xa2\x6aStreamName\x61s\x67Records\x81\xa2\x64Data\x41\x00"
+            b"\x6cPartitionKey\x61k")
+    write("serve_request", b"\x01" + cbor)
+    print(f"serve_request seeds written into {OUT / 'serve_request'}")
 
 
 def fluent_bit_chunk(pattern, chunk):

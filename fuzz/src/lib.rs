@@ -156,6 +156,8 @@ pub fn hash_key(input: &[u8]) {
 }
 
 pub mod fluent_bit;
+pub mod serve;
 pub mod sink_core;
 pub use fluent_bit::fluent_bit_chunk;
+pub use serve::serve_request;
 pub use sink_core::{sink_core, SinkCoreInput};
