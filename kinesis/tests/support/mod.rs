@@ -29,6 +29,13 @@ pub struct MockServer {
     child: Child,
 }
 
+impl MockServer {
+    /// The server's process id (to pause it with SIGSTOP and resume it with SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for MockServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
