@@ -33,6 +33,9 @@ pub enum StartPosition {
     /// The record with this sequence number, in the shard that holds it (and that shard's
     /// descendants after it); other shards are not read.
     AtSequenceNumber(String),
+    /// The first record that arrived at or after this time, in every shard (shards closed
+    /// before it give nothing).
+    AtTimestamp(std::time::SystemTime),
 }
 
 /// How a [`Source`] reads.
@@ -660,6 +663,9 @@ impl Source {
                 StartPosition::Latest if self.latest_roots.contains(id) => {
                     request.shard_iterator_type(ShardIteratorType::Latest)
                 }
+                StartPosition::AtTimestamp(at) => request
+                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                    .timestamp(aws_smithy_types::DateTime::from(*at)),
                 _ => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
             }
         };
@@ -754,7 +760,7 @@ impl Source {
         let range = self.config.range_filter.then_some(reader.range);
         for r in output.records() {
             let seq: Arc<str> = Arc::from(r.sequence_number());
-            let users = user_records(
+            let mut users = user_records(
                 &reader.shard_id,
                 range,
                 &seq,
@@ -762,6 +768,12 @@ impl Source {
                 r.data().as_ref(),
                 skip.as_ref(),
             );
+            let arrival = r
+                .approximate_arrival_timestamp()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok());
+            for u in &mut users {
+                u.approximate_arrival = arrival;
+            }
             self.buffer.extend(users);
             reader.after = Some(seq.to_string());
         }

@@ -25,6 +25,9 @@ pub struct SourceRecord {
     pub data: Vec<u8>,
     /// Whether it came out of an aggregate.
     pub aggregated: bool,
+    /// When Kinesis received the Kinesis record holding it (`ApproximateArrivalTimestamp`),
+    /// if the answer said.
+    pub approximate_arrival: Option<std::time::SystemTime>,
 }
 
 impl SourceRecord {
@@ -77,6 +80,7 @@ pub fn user_records(
             explicit_hash_key: None,
             data: data.to_vec(),
             aggregated: false,
+            approximate_arrival: None,
         }];
     };
     decoded
@@ -89,6 +93,7 @@ pub fn user_records(
             explicit_hash_key: u.explicit_hash_key.map(|k| kcl_text(k).into_owned()),
             data: u.data.to_vec(),
             aggregated: u.aggregated,
+            approximate_arrival: None,
         })
         .collect()
 }

@@ -3,7 +3,8 @@
 //! - [`abi`]: the Go proxy ABI as Fluent Bit 5.1.1 lays it out (`#[repr(C)]` structs, return
 //!   codes), and [`log`]: Fluent Bit's own logger through it;
 //! - [`props`]: property values in Fluent Bit's syntax (booleans, sizes, times);
-//! - [`msgpack`]: a zero-copy decoder for the chunks `FLBPluginFlushCtx` receives;
+//! - [`msgpack`]: a zero-copy decoder for the chunks `FLBPluginFlushCtx` receives, and
+//!   [`pack`]: the writer of the events an input hands to Fluent Bit;
 //! - [`accessor`]: record accessors (`$kubernetes['pod_name']`);
 //! - [`json`]: a record as the JSON bytes Fluent Bit's `kinesis_streams` output sends.
 //!
@@ -15,4 +16,5 @@ pub mod accessor;
 pub mod json;
 pub mod log;
 pub mod msgpack;
+pub mod pack;
 pub mod props;

@@ -1,0 +1,178 @@
+//! The input's properties, parsed as a pure function of what the host says for each key.
+
+use std::time::{Duration, SystemTime};
+
+use kpl_fluent_bit::props::parse_millis;
+use kpl_kinesis::source::StartPosition;
+
+/// A property that is wrong: Init fails with a line naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The property.
+    pub property: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "property '{}': {}", self.property, self.message)
+    }
+}
+
+/// What becomes of a user record's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON object becomes the record; other data goes as `raw`.
+    Json,
+    /// The record is `{"data": <the data as a string>}`.
+    Raw,
+}
+
+/// The parsed properties.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The stream's name or ARN.
+    pub stream: String,
+    /// Region, empty for the AWS chain.
+    pub region: String,
+    /// Endpoint URL, empty for AWS.
+    pub endpoint: String,
+    /// Where shards without a checkpoint start.
+    pub start: StartPosition,
+    /// Where checkpoints are kept (none: in memory, a restart starts over).
+    pub checkpoint_file: Option<String>,
+    /// What the data becomes.
+    pub format: Format,
+    /// The key of the Kinesis metadata in each record.
+    pub metadata_key: String,
+    /// Pause between GetRecords rounds that found nothing.
+    pub poll_interval: Duration,
+    /// Most bytes of user records read ahead of Fluent Bit.
+    pub buffer_bytes: usize,
+}
+
+/// Properties of other Kinesis plugins users may write here by mistake.
+const MISTAKES: &[(&str, &str)] = &[
+    ("stream_name", "stream"),
+    ("streamname", "stream"),
+    ("initial_position", "start"),
+    ("shard_iterator_type", "start"),
+    ("checkpoint", "checkpoint_file"),
+];
+
+/// Reads the properties through `get` (case-insensitive, `None` when unset).
+pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingError> {
+    for (wrong, right) in MISTAKES {
+        if get(wrong).is_some() {
+            return Err(err(wrong, format!("unknown property; use {right}")));
+        }
+    }
+    let prop = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let stream = prop("stream").ok_or_else(|| err("stream", "required: the Kinesis stream's name or ARN".into()))?;
+    let endpoint = prop("endpoint").unwrap_or_default();
+    if !endpoint.is_empty() && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(err("endpoint", format!("expected a URL such as http://127.0.0.1:4568, got {endpoint:?}")));
+    }
+    let start = match prop("start").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("trim_horizon") => StartPosition::TrimHorizon,
+        Some("latest") => StartPosition::Latest,
+        Some("at_timestamp") => {
+            let ts = prop("start_timestamp").ok_or_else(|| {
+                err("start_timestamp", "required with start at_timestamp: seconds since the epoch".into())
+            })?;
+            let secs: f64 = ts
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| err("start_timestamp", format!("expected seconds since the epoch, got {ts:?}")))?;
+            StartPosition::AtTimestamp(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
+        }
+        Some(other) => {
+            return Err(err("start", format!("expected trim_horizon, latest or at_timestamp, got {other:?}")))
+        }
+    };
+    let format = match prop("format").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("json") => Format::Json,
+        Some("raw") => Format::Raw,
+        Some(other) => return Err(err("format", format!("expected json or raw, got {other:?}"))),
+    };
+    let poll_interval = match prop("poll_interval") {
+        None => Duration::from_millis(500),
+        Some(v) => Duration::from_millis(parse_millis(&v).map_err(|e| err("poll_interval", e))?),
+    };
+    let buffer_bytes = match prop("buffer_size") {
+        None => 16 << 20,
+        Some(v) => kpl_fluent_bit::props::parse_size(&v)
+            .map_err(|e| err("buffer_size", e))
+            .and_then(|n| usize::try_from(n).map_err(|_| err("buffer_size", "too large".into())))?,
+    };
+    if let Some(v) = prop("policy") {
+        if !v.eq_ignore_ascii_case("kcl") {
+            return Err(err("policy", format!("only kcl is supported (got {v:?})")));
+        }
+    }
+    Ok(Settings {
+        stream,
+        region: prop("region").unwrap_or_default(),
+        endpoint,
+        start,
+        checkpoint_file: prop("checkpoint_file"),
+        format,
+        metadata_key: prop("metadata_key").unwrap_or_else(|| "kinesis".into()),
+        poll_interval,
+        buffer_bytes,
+    })
+}
+
+fn err(property: &str, message: String) -> SettingError {
+    SettingError {
+        property: property.to_owned(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse_map(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect();
+        parse(&move |k: &str| map.get(&k.to_ascii_lowercase()).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse_map(&[("stream", "logs")]).unwrap();
+        assert_eq!(s.start, StartPosition::TrimHorizon);
+        assert_eq!(s.format, Format::Json);
+        assert_eq!(s.metadata_key, "kinesis");
+        assert!(s.checkpoint_file.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_property() {
+        for (k, v) in [
+            ("start", "oldest"),
+            ("format", "xml"),
+            ("endpoint", "localhost"),
+            ("poll_interval", "soon"),
+            ("policy", "lenient"),
+            ("stream_name", "x"),
+        ] {
+            let e = parse_map(&[("stream", "s"), (k, v)]).unwrap_err();
+            assert_eq!(e.property, k);
+        }
+        let e = parse_map(&[("stream", "s"), ("start", "at_timestamp")]).unwrap_err();
+        assert_eq!(e.property, "start_timestamp");
+        let s = parse_map(&[("stream", "s"), ("start", "AT_TIMESTAMP"), ("start_timestamp", "1700000000.5")]).unwrap();
+        assert_eq!(
+            s.start,
+            StartPosition::AtTimestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500))
+        );
+    }
+}
