@@ -11,8 +11,8 @@
 //! at a time, in order: they share the server, and the last one pauses it.
 //!
 //! Each trial writes its files (configuration, input, Fluent Bit's log) into its own
-//! temporary folder, removed when it passes; a failure names the folder and ends with the
-//! tail of Fluent Bit's log.
+//! temporary folder, removed when it passes (kept with `KPL_KEEP_TEST_FILES=1`); a failure
+//! names the folder and ends with the tail of Fluent Bit's log.
 
 #[path = "../../../../kinesis/tests/support/mod.rs"]
 mod support;
@@ -173,7 +173,9 @@ where
         };
         match support::block_on(scenario(s), limit) {
             Ok(()) => {
-                let _ = std::fs::remove_dir_all(&dir);
+                if std::env::var_os("KPL_KEEP_TEST_FILES").is_none() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
                 Ok(Completion::Completed)
             }
             Err(e) => {
@@ -443,10 +445,22 @@ impl Feeder {
 /// not check keys (random ones).
 type Records = BTreeMap<(String, Vec<u8>), usize>;
 
-/// A stream as a KCL consumer sees it: its user records (keys kept or not) and how many
-/// Kinesis records hold them. An aggregate the hash-range filter would drop is an error.
-async fn read_stream(admin: &Client, stream: &str, keys: bool) -> Result<(Records, usize), Failed> {
+/// The KPL aggregate's magic: Kinesis records without it hold one user record, sent alone.
+const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+
+/// A stream as a KCL consumer sees it: its user records (keys kept or not), how many
+/// Kinesis records hold them, and how many of those are not aggregates. An aggregate the
+/// hash-range filter would drop is an error.
+async fn read_stream(
+    admin: &Client,
+    stream: &str,
+    keys: bool,
+) -> Result<(Records, usize, usize), Failed> {
     let stored = support::read_all(admin, stream).await;
+    let alone = stored
+        .iter()
+        .filter(|s| !s.data.starts_with(&MAGIC))
+        .count();
     let (users, dropped) = support::kcl_view(&stored);
     if dropped > 0 {
         return Err(format!(
@@ -459,7 +473,7 @@ async fn read_stream(admin: &Client, stream: &str, keys: bool) -> Result<(Record
             .into_iter()
             .map(|(k, d)| (if keys { k } else { String::new() }, d)),
     );
-    Ok((records, stored.len()))
+    Ok((records, stored.len(), alone))
 }
 
 /// [`support::assert_same_records`], as an error (with the log tail) instead of a panic.
@@ -496,7 +510,7 @@ async fn wait_stored(
     let want: usize = expected.values().sum();
     let started = Instant::now();
     loop {
-        let (actual, _) = read_stream(admin, stream, keys).await?;
+        let (actual, _, _) = read_stream(admin, stream, keys).await?;
         let got = present(&actual, expected);
         if got == want {
             return Ok(actual);
@@ -582,17 +596,18 @@ async fn stdin_hundred_thousand(s: Scenario) -> Result<(), Failed> {
     if !status.success() {
         return Err(format!("Fluent Bit exited with {status}").into());
     }
-    let (actual, kinesis_records) = read_stream(&admin, STREAM, true).await?;
+    let (actual, kinesis_records, alone) = read_stream(&admin, STREAM, true).await?;
     same_records(&actual, &expected, "stdin, 100,000 lines")?;
     let ratio = N as f64 / kinesis_records.max(1) as f64;
     if ratio < 100.0 {
         return Err(format!(
-            "{N} user records in {kinesis_records} Kinesis records: {ratio:.1} per record, expected at least 100"
+            "{N} user records in {kinesis_records} Kinesis records: {ratio:.1} per record, expected at least 100; \
+             {alone} of the Kinesis records are user records sent alone, not aggregated"
         )
         .into());
     }
     fb.check_exit_lines(1, N)?;
-    eprintln!("  stdin: {N} lines in {kinesis_records} Kinesis records ({ratio:.0} per record)");
+    eprintln!("  stdin: {N} lines in {kinesis_records} Kinesis records ({ratio:.0} per record, {alone} not aggregated)");
     Ok(())
 }
 
@@ -647,7 +662,7 @@ async fn tail_growing_file(s: Scenario) -> Result<(), Failed> {
     if !status.success() {
         return Err(format!("Fluent Bit exited with {status} after SIGTERM").into());
     }
-    let (actual, _) = read_stream(&admin, STREAM, false).await?;
+    let (actual, _, _) = read_stream(&admin, STREAM, false).await?;
     same_records(&actual, &expected, "tail, 4 appends of 2,500 lines")?;
     fb.check_exit_lines(1, 4 * BATCH)?;
     Ok(())
@@ -795,7 +810,7 @@ async fn reload_then_sigterm(s: Scenario) -> Result<(), Failed> {
         )
         .await?;
     }
-    let (before, _) = read_stream(&admin, A, false).await?;
+    let (before, _, _) = read_stream(&admin, A, false).await?;
     fb.signal(libc::SIGTERM)?;
     let status = fb
         .wait_exit(Duration::from_secs(90), "after SIGTERM (grace 60)")
@@ -828,7 +843,7 @@ async fn reload_then_sigterm(s: Scenario) -> Result<(), Failed> {
         .into());
     }
     for stream in [A, B] {
-        let (actual, _) = read_stream(&admin, stream, false).await?;
+        let (actual, _, _) = read_stream(&admin, stream, false).await?;
         same_records(
             &actual,
             &expected,
@@ -952,7 +967,7 @@ async fn kinesis_paused(s: Scenario) -> Result<(), Failed> {
     if !status.success() {
         return Err(format!("Fluent Bit exited with {status}").into());
     }
-    let (actual, _) = read_stream(&admin, STREAM, false).await?;
+    let (actual, _, _) = read_stream(&admin, STREAM, false).await?;
     same_records(&actual, &expected, "stdin across a 10 s Kinesis pause")?;
     if !fb.log().contains("succeeded at retry") {
         return Err("Fluent Bit never logged that a retried chunk succeeded".into());
