@@ -278,14 +278,15 @@ impl Target {
     }
 
     /// Stops the server: `kpl serve` must exit with status 0 on SIGTERM, having printed
-    /// nothing after its address line.
-    fn stop(mut self) -> Result<(), Failed> {
+    /// nothing after its address line but its summary (`stopped: N user records in, ...`),
+    /// whose counts come back (none for kinesis-mock or socat).
+    fn stop(mut self) -> Result<Option<BTreeMap<String, u64>>, Failed> {
         match std::mem::replace(&mut self.server, Server::Mock) {
-            Server::Mock => Ok(()),
+            Server::Mock => Ok(None),
             Server::Socat(mut child) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Ok(())
+                Ok(None)
             }
             Server::Kpl {
                 mut child,
@@ -309,14 +310,27 @@ impl Target {
                     )
                     .into());
                 }
-                let extra: Vec<String> = more_stdout.try_iter().collect();
-                if !extra.is_empty() {
-                    return Err(format!(
-                        "kpl serve printed more than its address line on stdout: {extra:?}"
-                    )
-                    .into());
+                // The rest of stdout, until the reader thread sees its end.
+                let mut extra = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match more_stdout.recv_timeout(left) {
+                        Ok(line) => extra.push(line),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            return Err("kpl serve exited but its stdout stayed open".into())
+                        }
+                    }
                 }
-                Ok(())
+                match extra.as_slice() {
+                    [summary] => parse_summary(summary).map(Some),
+                    _ => Err(format!(
+                        "after its address line, kpl serve printed {} lines on stdout, not its one summary line: {extra:?}",
+                        extra.len()
+                    )
+                    .into()),
+                }
             }
         }
     }
@@ -340,6 +354,66 @@ impl Drop for Target {
             Server::Mock => {}
         }
     }
+}
+
+/// The counts of `kpl serve`'s last line, `stopped: 5000 user records in, 5000 stored, 0
+/// throttled, 0 failed, 40 Kinesis records, 0 forwarded requests`, by their labels
+/// ("user records in", "stored", ...).
+fn parse_summary(line: &str) -> Result<BTreeMap<String, u64>, Failed> {
+    let bad = || {
+        Failed::from(format!(
+            "kpl serve's summary line does not read `stopped: N what, ...`: {line:?}"
+        ))
+    };
+    let rest = line.strip_prefix("stopped: ").ok_or_else(bad)?;
+    let mut counts = BTreeMap::new();
+    for part in rest.split(", ") {
+        let (n, label) = part.split_once(' ').ok_or_else(bad)?;
+        counts.insert(label.to_owned(), n.parse::<u64>().map_err(|_| bad())?);
+    }
+    Ok(counts)
+}
+
+/// Checks the server's own counts against what the trial saw: every record put (first
+/// tries and retries) came in, each record was stored once, the throttled and failed
+/// answers are the clients' failed entries, and as many Kinesis records went out as were
+/// read back.
+fn check_summary(
+    counts: Option<&BTreeMap<String, u64>>,
+    expected: usize,
+    failed_entries: usize,
+    kinesis_records: usize,
+    forwarded: u64,
+) -> Result<(), Failed> {
+    let Some(counts) = counts else { return Ok(()) };
+    let get = |label: &str| {
+        counts.get(label).copied().ok_or_else(|| {
+            Failed::from(format!("kpl serve's summary has no {label:?}: {counts:?}"))
+        })
+    };
+    let refused = get("throttled")? + get("failed")?;
+    if refused != failed_entries as u64 {
+        return Err(format!(
+            "kpl serve counts {refused} throttled or failed records, the client saw {failed_entries} failed entries: {counts:?}"
+        )
+        .into());
+    }
+    let want = [
+        ("user records in", (expected + failed_entries) as u64),
+        ("stored", expected as u64),
+        ("Kinesis records", kinesis_records as u64),
+        ("forwarded requests", forwarded),
+    ];
+    for (label, n) in want {
+        if get(label)? != n {
+            return Err(format!(
+                "kpl serve's summary says {} {label}, expected {n}: {counts:?}",
+                get(label)?
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The last lines of a log file.
@@ -569,15 +643,6 @@ impl Answers {
     }
 }
 
-/// What a trial learned, printed as one line per trial.
-struct Summary {
-    user_records: usize,
-    kinesis_records: usize,
-    calls: usize,
-    failed_entries: usize,
-    client_time: Duration,
-}
-
 /// The checks every trial ends with. `answers` is `None` for a client that does not show
 /// its answers (Fluent Bit); `keys_known` is false when the client picks partition keys
 /// itself (then only the data is compared).
@@ -638,8 +703,37 @@ fn check_stream(
     // Aggregation.
     let ratio = expected.len() as f64 / stored.len().max(1) as f64;
     if !direct() && ratio < MIN_RECORDS_PER_KINESIS_RECORD {
+        // How the records were cut, shard by shard, in stored order.
+        let mut sizes: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for s in stored.iter() {
+            let n = deaggregate(&s.data, s.partition_key.as_bytes(), &Options::kcl())
+                .map_or(0, |d| d.count());
+            sizes.entry(s.shard_id.as_str()).or_default().push(n);
+        }
+        // Runs of equal sizes shortened: `128 x 1` is 128 Kinesis records of one user record.
+        let sizes: BTreeMap<&str, String> = sizes
+            .into_iter()
+            .map(|(shard, v)| {
+                let mut runs: Vec<(usize, usize)> = Vec::new();
+                for n in v {
+                    match runs.last_mut() {
+                        Some((count, size)) if *size == n => *count += 1,
+                        _ => runs.push((1, n)),
+                    }
+                }
+                let text = runs
+                    .iter()
+                    .map(|&(count, size)| match count {
+                        1 => size.to_string(),
+                        _ => format!("{count} x {size}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (shard, text)
+            })
+            .collect();
         return Err(format!(
-            "{} user records went into {} Kinesis records: {ratio:.1} per record, fewer than {MIN_RECORDS_PER_KINESIS_RECORD}",
+            "{} user records went into {} Kinesis records: {ratio:.1} per record, fewer than {MIN_RECORDS_PER_KINESIS_RECORD}; user records per Kinesis record, by shard in stored order: {sizes:?}",
             expected.len(),
             stored.len()
         )
@@ -738,16 +832,39 @@ fn check_answers(
     Ok(())
 }
 
-fn print_summary(client: &str, s: &Summary) {
+/// The end of every trial: stops the server (checking its exit and summary), reads the
+/// stream back and checks it, and prints one line on what happened. `answers` is `None`
+/// for a client that shows none (Fluent Bit), which also picks its own partition keys.
+fn finish(
+    client: &str,
+    target: Target,
+    stream: &str,
+    expected: &[UserRecord],
+    answers: Option<&Answers>,
+    forwarded: u64,
+    client_time: Duration,
+) -> Result<(), Failed> {
+    let counts = target.stop()?;
+    let (user_records, kinesis_records) =
+        check_stream(stream, expected, answers, answers.is_some())?;
+    // A client that shows no answers (Fluent Bit) logged no failure: then none was answered,
+    // and nothing was put twice.
+    check_summary(
+        counts.as_ref(),
+        expected.len(),
+        answers.map_or(0, |a| a.failures.len()),
+        kinesis_records,
+        forwarded,
+    )?;
+    let (calls, failed) = answers.map_or((String::from("?"), 0), |a| {
+        (a.calls.to_string(), a.failures.len())
+    });
     eprintln!(
-        "  {client}: {} user records in {} Kinesis records ({:.1} per record), {} calls, {} failed entries retried, client {:.1} s",
-        s.user_records,
-        s.kinesis_records,
-        s.user_records as f64 / s.kinesis_records.max(1) as f64,
-        s.calls,
-        s.failed_entries,
-        s.client_time.as_secs_f64()
+        "  {client}: {user_records} user records in {kinesis_records} Kinesis records ({:.1} per record), {calls} calls, {failed} failed entries retried, client {:.1} s",
+        user_records as f64 / kinesis_records.max(1) as f64,
+        client_time.as_secs_f64()
     );
+    Ok(())
 }
 
 /// Creates the trial's stream (4 shards) in kinesis-mock.
@@ -885,20 +1002,15 @@ fn program_trial(
         let lines = json_lines(&stdout, name)?;
         extra_checks(&lines)?;
         let answers = Answers::from_lines(&lines)?;
-        target.stop()?;
-        let (user_records, kinesis_records) =
-            check_stream(&stream, &expected, Some(&answers), true)?;
-        print_summary(
+        finish(
             name,
-            &Summary {
-                user_records,
-                kinesis_records,
-                calls: answers.calls,
-                failed_entries: answers.failures.len(),
-                client_time,
-            },
-        );
-        Ok(())
+            target,
+            &stream,
+            &expected,
+            Some(&answers),
+            0,
+            client_time,
+        )
     })();
     scratch.keep_on_failure(result)
 }
@@ -951,7 +1063,8 @@ fn go_sdk() -> Result<(), Failed> {
 }
 
 /// The AWS SDK for Java v2's PutRecords in its default protocol, CBOR (checked on every
-/// request as it leaves), over HTTP/1.1; 3,000 records in batches of 500.
+/// request as it leaves, and on every response), over HTTP/1.1; 3,000 records in batches
+/// of 500.
 fn java_sdk() -> Result<(), Failed> {
     program_trial(
         "java",
@@ -1002,25 +1115,43 @@ fn java_sdk() -> Result<(), Failed> {
                     format!("the Java SDK sent a request that is not CBOR: {other}").into(),
                 );
             }
+            // Answered in the protocol asked.
+            let responses: Vec<&Value> =
+                lines.iter().filter(|l| l.get("Status").is_some()).collect();
+            if responses.len() != requests.len() {
+                return Err(format!(
+                    "{} requests but {} responses seen",
+                    requests.len(),
+                    responses.len()
+                )
+                .into());
+            }
+            if let Some(other) = responses.iter().find(|l| {
+                l["ResponseContentType"] != "application/x-amz-cbor-1.1" || l["Status"] != 200
+            }) {
+                return Err(format!("a response that is not a CBOR 200: {other}").into());
+            }
             Ok(())
         },
     )
 }
 
 /// The AWS CLI v1: `aws kinesis put-records --cli-input-json file://...`, 2,000 records in
-/// four calls of 500 (records answered with an error go again in the next call).
+/// four calls of 500 (records answered with an error go again in the next call), then one
+/// more with `aws kinesis put-record`.
 fn aws_cli() -> Result<(), Failed> {
     let name = "aws-cli";
     let scratch = Scratch::new(name)?;
     let result = (|| {
         let stream = format!("serve-{name}");
         create_stream(&stream)?;
-        let expected = records(name, 2000);
+        let expected = records(name, 2001);
+        let last = expected.len() - 1;
         let aws = require(&tools().join("python/bin/aws"))?;
         let target = Target::start(&scratch, false)?;
         let started = Instant::now();
         let mut answers = Answers::default();
-        let mut pending: Vec<usize> = (0..expected.len()).collect();
+        let mut pending: Vec<usize> = (0..last).collect();
         let mut attempts = vec![0u32; expected.len()];
         while !pending.is_empty() {
             let batch: Vec<usize> = pending.drain(..pending.len().min(500)).collect();
@@ -1090,21 +1221,33 @@ fn aws_cli() -> Result<(), Failed> {
             retry.append(&mut pending);
             pending = retry;
         }
+        // And the last record alone, with PutRecord.
+        let (key, data) = &expected[last];
+        let mut cmd = python_command(&aws)?;
+        cmd.args(["kinesis", "put-record", "--endpoint-url", &target.url])
+            .args(["--output", "json", "--stream-name", &stream])
+            .args(["--partition-key", key, "--data"])
+            .arg(String::from_utf8_lossy(data).as_ref());
+        let (stdout, _) = run_client(cmd, None, "aws kinesis put-record")
+            .map_err(|e| format!("{}{}", message(&e), target.log_tail()))?;
+        let answer: Value = serde_json::from_str(&stdout)
+            .map_err(|e| format!("aws printed no JSON answer ({e}): {stdout}"))?;
+        let text = |f: &str| {
+            answer[f]
+                .as_str()
+                .ok_or_else(|| format!("no {f} in PutRecord's answer {answer}"))
+        };
+        answers.success(last, text("ShardId")?, text("SequenceNumber")?)?;
         let client_time = started.elapsed();
-        target.stop()?;
-        let (user_records, kinesis_records) =
-            check_stream(&stream, &expected, Some(&answers), true)?;
-        print_summary(
+        finish(
             name,
-            &Summary {
-                user_records,
-                kinesis_records,
-                calls: answers.calls,
-                failed_entries: answers.failures.len(),
-                client_time,
-            },
-        );
-        Ok(())
+            target,
+            &stream,
+            &expected,
+            Some(&answers),
+            0,
+            client_time,
+        )
     })();
     scratch.keep_on_failure(result)
 }
@@ -1231,20 +1374,15 @@ fn rust_sdk() -> Result<(), Failed> {
         )
         .map_err(|e| format!("{}{}", message(&e), target.log_tail()))?;
         let client_time = started.elapsed();
-        target.stop()?;
-        let (user_records, kinesis_records) =
-            check_stream(&stream, &expected, Some(&answers), true)?;
-        print_summary(
+        finish(
             name,
-            &Summary {
-                user_records,
-                kinesis_records,
-                calls: answers.calls,
-                failed_entries: answers.failures.len(),
-                client_time,
-            },
-        );
-        Ok(())
+            target,
+            &stream,
+            &expected,
+            Some(&answers),
+            1,
+            client_time,
+        )
     })();
     scratch.keep_on_failure(result)
 }
@@ -1330,19 +1468,7 @@ fn fluent_bit() -> Result<(), Failed> {
             )
             .into());
         }
-        target.stop()?;
-        let (user_records, kinesis_records) = check_stream(&stream, &expected, None, false)?;
-        print_summary(
-            name,
-            &Summary {
-                user_records,
-                kinesis_records,
-                calls: 0,
-                failed_entries: 0,
-                client_time,
-            },
-        );
-        Ok(())
+        finish(name, target, &stream, &expected, None, 0, client_time)
     })();
     scratch.keep_on_failure(result)
 }

@@ -6,7 +6,8 @@
 // of BATCH, in order, through a KinesisClient with the SDK's default protocol (CBOR) and the
 // url-connection HTTP client (HTTP/1.1); records a call answers with an ErrorCode are put
 // again with the next call, at most 10 times each. Prints JSON lines: one per HTTP request
-// {"ContentType", "Target"} (seen by an ExecutionInterceptor as the request leaves), one per
+// {"ContentType", "Target"} (seen by an ExecutionInterceptor as the request leaves) and one per
+// HTTP response {"ResponseContentType", "Status"}, one per
 // call {"Call", "Records", "FailedRecordCount"}, one per failed attempt {"Index", "ErrorCode",
 // "ErrorMessage"} and one per stored record {"Index", "ShardId", "SequenceNumber"}.
 // Credentials and region come from the environment (the SDK's default chains).
@@ -65,6 +66,13 @@ public final class PutRecordsClient {
                 SdkHttpRequest request = context.httpRequest();
                 System.out.println("{\"ContentType\":" + json(request.firstMatchingHeader("Content-Type").orElse(null))
                         + ",\"Target\":" + json(request.firstMatchingHeader("X-Amz-Target").orElse(null)) + "}");
+            }
+
+            @Override
+            public void afterTransmission(Context.AfterTransmission context, ExecutionAttributes attributes) {
+                System.out.println("{\"ResponseContentType\":"
+                        + json(context.httpResponse().firstMatchingHeader("Content-Type").orElse(null))
+                        + ",\"Status\":" + context.httpResponse().statusCode() + "}");
             }
         };
         try (KinesisClient client = KinesisClient.builder()
