@@ -375,13 +375,14 @@ fn parse_summary(line: &str) -> Result<BTreeMap<String, u64>, Failed> {
 }
 
 /// Checks the server's own counts against what the trial saw: every record put (first
-/// tries and retries) came in, each record was stored once, the throttled and failed
-/// answers are the clients' failed entries, and as many Kinesis records went out as were
-/// read back.
+/// tries, retries, and the one record put to a stream that does not exist) came in, each
+/// record was stored once, the throttled and failed answers are the clients' failed entries
+/// (and that one record), and as many Kinesis records went out as were read back.
 fn check_summary(
     counts: Option<&BTreeMap<String, u64>>,
     expected: usize,
     failed_entries: usize,
+    missing_stream_puts: usize,
     kinesis_records: usize,
     forwarded: u64,
 ) -> Result<(), Failed> {
@@ -391,7 +392,8 @@ fn check_summary(
             Failed::from(format!("kpl serve's summary has no {label:?}: {counts:?}"))
         })
     };
-    let refused = get("throttled")? + get("failed")?;
+    // The puts to a stream that does not exist count as failed records.
+    let refused = (get("throttled")? + get("failed")?).saturating_sub(missing_stream_puts as u64);
     if refused != failed_entries as u64 {
         return Err(format!(
             "kpl serve counts {refused} throttled or failed records, the client saw {failed_entries} failed entries: {counts:?}"
@@ -399,7 +401,10 @@ fn check_summary(
         .into());
     }
     let want = [
-        ("user records in", (expected + failed_entries) as u64),
+        (
+            "user records in",
+            (expected + failed_entries + missing_stream_puts) as u64,
+        ),
         ("stored", expected as u64),
         ("Kinesis records", kinesis_records as u64),
         ("forwarded requests", forwarded),
@@ -832,6 +837,20 @@ fn check_answers(
     Ok(())
 }
 
+/// What a client sends besides its records' puts, for the server's counts.
+#[derive(Clone, Copy)]
+struct Besides {
+    /// Records put to a stream that does not exist (the client programs put one).
+    missing_stream_puts: usize,
+    /// Requests the server forwards (Vector's DescribeStream).
+    forwarded: u64,
+}
+
+const NOTHING_BESIDES: Besides = Besides {
+    missing_stream_puts: 0,
+    forwarded: 0,
+};
+
 /// The end of every trial: stops the server (checking its exit and summary), reads the
 /// stream back and checks it, and prints one line on what happened. `answers` is `None`
 /// for a client that shows none (Fluent Bit), which also picks its own partition keys.
@@ -841,7 +860,7 @@ fn finish(
     stream: &str,
     expected: &[UserRecord],
     answers: Option<&Answers>,
-    forwarded: u64,
+    besides: Besides,
     client_time: Duration,
 ) -> Result<(), Failed> {
     let counts = target.stop()?;
@@ -853,8 +872,9 @@ fn finish(
         counts.as_ref(),
         expected.len(),
         answers.map_or(0, |a| a.failures.len()),
+        besides.missing_stream_puts,
         kinesis_records,
-        forwarded,
+        besides.forwarded,
     )?;
     let (calls, failed) = answers.map_or((String::from("?"), 0), |a| {
         (a.calls.to_string(), a.failures.len())
@@ -999,7 +1019,9 @@ fn program_trial(
         let (stdout, _) = run_client(cmd, None, name)
             .map_err(|e| format!("{}{}", message(&e), target.log_tail()))?;
         let client_time = started.elapsed();
+        std::fs::write(scratch.path("client.out"), &stdout)?;
         let lines = json_lines(&stdout, name)?;
+        check_missing_stream(&lines, name)?;
         extra_checks(&lines)?;
         let answers = Answers::from_lines(&lines)?;
         finish(
@@ -1008,11 +1030,33 @@ fn program_trial(
             &stream,
             &expected,
             Some(&answers),
-            0,
+            Besides {
+                missing_stream_puts: 1,
+                forwarded: 0,
+            },
             client_time,
         )
     })();
     scratch.keep_on_failure(result)
+}
+
+/// The client programs first put to a stream that does not exist: the SDK must have
+/// raised its typed ResourceNotFoundException (the error's shape, in the client's protocol,
+/// is what Kinesis answers), with status 400 where the client shows it.
+fn check_missing_stream(lines: &[Value], client: &str) -> Result<(), Failed> {
+    let line = lines
+        .iter()
+        .find(|l| l.get("MissingStream").is_some())
+        .ok_or_else(|| format!("{client} printed no MissingStream line"))?;
+    if line["MissingStream"] != "ResourceNotFoundException"
+        || line.get("Status").is_some_and(|s| s != 400)
+    {
+        return Err(format!(
+            "{client}'s put to a stream that does not exist did not raise ResourceNotFoundException (400): {line}"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1116,8 +1160,10 @@ fn java_sdk() -> Result<(), Failed> {
                 );
             }
             // Answered in the protocol asked.
-            let responses: Vec<&Value> =
-                lines.iter().filter(|l| l.get("Status").is_some()).collect();
+            let responses: Vec<&Value> = lines
+                .iter()
+                .filter(|l| l.get("ResponseContentType").is_some())
+                .collect();
             if responses.len() != requests.len() {
                 return Err(format!(
                     "{} requests but {} responses seen",
@@ -1126,10 +1172,16 @@ fn java_sdk() -> Result<(), Failed> {
                 )
                 .into());
             }
-            if let Some(other) = responses.iter().find(|l| {
-                l["ResponseContentType"] != "application/x-amz-cbor-1.1" || l["Status"] != 200
-            }) {
-                return Err(format!("a response that is not a CBOR 200: {other}").into());
+            if let Some(other) = responses
+                .iter()
+                .find(|l| l["ResponseContentType"] != "application/x-amz-cbor-1.1")
+            {
+                return Err(format!("a response that is not CBOR: {other}").into());
+            }
+            // All 200s but the missing stream's 400.
+            let errors = responses.iter().filter(|l| l["Status"] != 200).count();
+            if errors != 1 {
+                return Err(format!("{errors} responses were not 200, expected 1 (the missing stream): {responses:?}").into());
             }
             Ok(())
         },
@@ -1245,7 +1297,7 @@ fn aws_cli() -> Result<(), Failed> {
             &stream,
             &expected,
             Some(&answers),
-            0,
+            NOTHING_BESIDES,
             client_time,
         )
     })();
@@ -1308,6 +1360,27 @@ fn rust_sdk() -> Result<(), Failed> {
                         description.has_more_shards()
                     )
                     .into());
+                }
+                // A stream that does not exist: the SDK's typed error.
+                let missing = client
+                    .put_records()
+                    .records(
+                        PutRecordsRequestEntry::builder()
+                            .data(Blob::new(&b"never stored"[..]))
+                            .partition_key("k")
+                            .build()?,
+                    )
+                    .stream_name(format!("{stream}-missing"))
+                    .send()
+                    .await;
+                match missing {
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+                    other => {
+                        return Err(format!(
+                            "a put to a stream that does not exist did not fail with ResourceNotFoundException: {other:?}"
+                        )
+                        .into())
+                    }
                 }
                 // Vector's PutRecords.
                 let mut answers = Answers::default();
@@ -1380,7 +1453,10 @@ fn rust_sdk() -> Result<(), Failed> {
             &stream,
             &expected,
             Some(&answers),
-            1,
+            Besides {
+                missing_stream_puts: 1,
+                forwarded: 1,
+            },
             client_time,
         )
     })();
@@ -1468,7 +1544,15 @@ fn fluent_bit() -> Result<(), Failed> {
             )
             .into());
         }
-        finish(name, target, &stream, &expected, None, 0, client_time)
+        finish(
+            name,
+            target,
+            &stream,
+            &expected,
+            None,
+            NOTHING_BESIDES,
+            client_time,
+        )
     })();
     scratch.keep_on_failure(result)
 }

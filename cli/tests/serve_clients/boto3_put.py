@@ -4,7 +4,9 @@ Usage: boto3_put.py ENDPOINT STREAM INPUT BATCH
 INPUT has one record a line, `PARTITION_KEY<TAB>DATA` (text). The records go out with
 Kinesis.Client.put_records in batches of BATCH, in order; records a call answers with an
 ErrorCode are put again (with the next batch's call), as a producer using boto3 does, at most
-ATTEMPTS times. Prints JSON lines: one per call {"Call", "Records", "FailedRecordCount"},
+ATTEMPTS times. Before them, one put to STREAM-missing, which does not exist, prints
+{"MissingStream": the error code of the typed exception boto3 raised, "Status"}. Prints JSON
+lines: one per call {"Call", "Records", "FailedRecordCount"},
 one per failed attempt {"Index", "ErrorCode", "ErrorMessage"} and one per stored record
 {"Index", "ShardId", "SequenceNumber"}. Credentials and region come from the environment.
 """
@@ -35,6 +37,16 @@ def main():
     )
     print(json.dumps({"Client": "boto3", "Version": boto3.__version__,
                       "Botocore": botocore.__version__}), flush=True)
+    # First a put to a stream that does not exist: boto3 must raise its typed exception.
+    try:
+        client.put_records(StreamName=stream + "-missing",
+                           Records=[{"PartitionKey": "k", "Data": b"never stored"}])
+        print(json.dumps({"MissingStream": None}))
+    except client.exceptions.ResourceNotFoundException as e:
+        print(json.dumps({"MissingStream": e.response["Error"]["Code"],
+                          "Status": e.response["ResponseMetadata"]["HTTPStatusCode"]}))
+    except botocore.exceptions.ClientError as e:
+        print(json.dumps({"MissingStream": "ClientError " + e.response["Error"]["Code"]}))
     attempts = [0] * len(records)
     pending = list(range(len(records)))
     calls = 0

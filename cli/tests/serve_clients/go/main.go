@@ -5,7 +5,9 @@
 //
 // INPUT has one record a line, PARTITION_KEY<TAB>DATA (text). The records go out in
 // batches of BATCH, in order; records a call answers with an ErrorCode are put again with
-// the next call, at most 10 times each. Prints JSON lines: one per call {"Call", "Records",
+// the next call, at most 10 times each. Before them, one put to STREAM-missing, which does
+// not exist, prints {"MissingStream": the code of the typed error the SDK returned}. Prints
+// JSON lines: one per call {"Call", "Records",
 // "FailedRecordCount"}, one per failed attempt {"Index", "ErrorCode", "ErrorMessage"} and one
 // per stored record {"Index", "ShardId", "SequenceNumber"}. Credentials and region come from
 // the environment (the SDK's default chain).
@@ -15,6 +17,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -75,6 +78,21 @@ func main() {
 	})
 
 	out := json.NewEncoder(os.Stdout)
+
+	// First a put to a stream that does not exist: the SDK must return its typed error.
+	_, err = client.PutRecords(ctx, &kinesis.PutRecordsInput{
+		StreamName: aws.String(stream + "-missing"),
+		Records:    []types.PutRecordsRequestEntry{{PartitionKey: aws.String("k"), Data: []byte("never stored")}},
+	})
+	var notFound *types.ResourceNotFoundException
+	switch {
+	case err == nil:
+		_ = out.Encode(map[string]any{"MissingStream": nil})
+	case errors.As(err, &notFound):
+		_ = out.Encode(map[string]any{"MissingStream": notFound.ErrorCode()})
+	default:
+		_ = out.Encode(map[string]any{"MissingStream": "other error: " + err.Error()})
+	}
 	attempts := make([]int, len(keys))
 	pending := make([]int, len(keys))
 	for i := range pending {

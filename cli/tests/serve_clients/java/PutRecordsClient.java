@@ -5,7 +5,9 @@
 // INPUT has one record a line, PARTITION_KEY<TAB>DATA (text). The records go out in batches
 // of BATCH, in order, through a KinesisClient with the SDK's default protocol (CBOR) and the
 // url-connection HTTP client (HTTP/1.1); records a call answers with an ErrorCode are put
-// again with the next call, at most 10 times each. Prints JSON lines: one per HTTP request
+// again with the next call, at most 10 times each. Before them, one put to STREAM-missing,
+// which does not exist, prints {"MissingStream": the error code of the typed exception the SDK
+// threw, "Status"}. Prints JSON lines: one per HTTP request
 // {"ContentType", "Target"} (seen by an ExecutionInterceptor as the request leaves) and one per
 // HTTP response {"ResponseContentType", "Status"}, one per
 // call {"Call", "Records", "FailedRecordCount"}, one per failed attempt {"Index", "ErrorCode",
@@ -30,10 +32,12 @@ import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
 import software.amazon.awssdk.http.SdkHttpRequest;
 import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
 import software.amazon.awssdk.services.kinesis.KinesisClient;
+import software.amazon.awssdk.services.kinesis.model.KinesisException;
 import software.amazon.awssdk.services.kinesis.model.PutRecordsRequest;
 import software.amazon.awssdk.services.kinesis.model.PutRecordsRequestEntry;
 import software.amazon.awssdk.services.kinesis.model.PutRecordsResponse;
 import software.amazon.awssdk.services.kinesis.model.PutRecordsResultEntry;
+import software.amazon.awssdk.services.kinesis.model.ResourceNotFoundException;
 
 public final class PutRecordsClient {
     private static final int ATTEMPTS = 10;
@@ -82,6 +86,22 @@ public final class PutRecordsClient {
                         .socketTimeout(Duration.ofMinutes(2)))
                 .overrideConfiguration(c -> c.addExecutionInterceptor(headers))
                 .build()) {
+            // First a put to a stream that does not exist: the SDK must throw its typed exception.
+            try {
+                client.putRecords(PutRecordsRequest.builder()
+                        .streamName(stream + "-missing")
+                        .records(PutRecordsRequestEntry.builder()
+                                .partitionKey("k")
+                                .data(SdkBytes.fromUtf8String("never stored"))
+                                .build())
+                        .build());
+                System.out.println("{\"MissingStream\":null}");
+            } catch (ResourceNotFoundException e) {
+                System.out.println("{\"MissingStream\":" + json(e.awsErrorDetails().errorCode())
+                        + ",\"Status\":" + e.statusCode() + "}");
+            } catch (KinesisException e) {
+                System.out.println("{\"MissingStream\":" + json("other error: " + e.getMessage()) + "}");
+            }
             int[] attempts = new int[keys.size()];
             Deque<Integer> pending = new ArrayDeque<>();
             for (int i = 0; i < keys.size(); i++) {
