@@ -71,7 +71,15 @@ impl Packer {
         self.buf.extend_from_slice(&f.to_bits().to_be_bytes());
     }
 
-    fn len_header(&mut self, len: usize, fix: u8, fix_max: usize, m8: Option<u8>, m16: u8, m32: u8) {
+    fn len_header(
+        &mut self,
+        len: usize,
+        fix: u8,
+        fix_max: usize,
+        m8: Option<u8>,
+        m16: u8,
+        m32: u8,
+    ) {
         if len <= fix_max {
             self.buf.push(fix | len as u8);
         } else if let (Some(m8), true) = (m8, len <= 0xff) {
@@ -81,7 +89,8 @@ impl Packer {
             self.buf.extend_from_slice(&(len as u16).to_be_bytes());
         } else {
             self.buf.push(m32);
-            self.buf.extend_from_slice(&(len.min(u32::MAX as usize) as u32).to_be_bytes());
+            self.buf
+                .extend_from_slice(&(len.min(u32::MAX as usize) as u32).to_be_bytes());
         }
     }
 

@@ -13,7 +13,9 @@ use crate::settings::Format;
 /// Appends the event for `record` to `p`.
 pub fn pack_event(p: &mut Packer, record: &SourceRecord, format: Format, metadata_key: &str) {
     let time = record.approximate_arrival.unwrap_or_else(SystemTime::now);
-    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     p.event_header(
         u32::try_from(since.as_secs()).unwrap_or(u32::MAX),
         since.subsec_nanos(),
@@ -106,19 +108,32 @@ mod tests {
             explicit_hash_key: None,
             data: data.to_vec(),
             aggregated: true,
-            approximate_arrival: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250)),
+            approximate_arrival: Some(
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250),
+            ),
         }
     }
 
     fn field<'a>(m: &'a Mp<'a>, key: &str) -> &'a Mp<'a> {
-        let Mp::Map(entries) = m else { panic!("not a map") };
-        &entries.iter().find(|(k, _)| *k == Mp::Str(key.as_bytes())).expect(key).1
+        let Mp::Map(entries) = m else {
+            panic!("not a map")
+        };
+        &entries
+            .iter()
+            .find(|(k, _)| *k == Mp::Str(key.as_bytes()))
+            .expect(key)
+            .1
     }
 
     #[test]
     fn a_json_object_becomes_the_record_with_the_metadata_beside_it() {
         let mut p = Packer::new();
-        pack_event(&mut p, &record(br#"{"msg":"hi","n":-2,"f":0.5,"a":[1,null]}"#), Format::Json, "kinesis");
+        pack_event(
+            &mut p,
+            &record(br#"{"msg":"hi","n":-2,"f":0.5,"a":[1,null]}"#),
+            Format::Json,
+            "kinesis",
+        );
         let e = events(&p.buf).next().unwrap().unwrap();
         assert_eq!((e.seconds, e.nanoseconds), (1_700_000_000, 250_000_000));
         assert_eq!(field(&e.record, "msg"), &Mp::Str(b"hi"));
@@ -132,12 +147,19 @@ mod tests {
 
     #[test]
     fn anything_else_is_raw_data() {
-        for (data, format) in [(&b"plain text"[..], Format::Json), (b"[1,2]", Format::Json), (br#"{"a":1}"#, Format::Raw)] {
+        for (data, format) in [
+            (&b"plain text"[..], Format::Json),
+            (b"[1,2]", Format::Json),
+            (br#"{"a":1}"#, Format::Raw),
+        ] {
             let mut p = Packer::new();
             pack_event(&mut p, &record(data), format, "meta");
             let e = events(&p.buf).next().unwrap().unwrap();
             assert_eq!(field(&e.record, "data"), &Mp::Str(data));
-            assert_eq!(field(field(&e.record, "meta"), "partition_key"), &Mp::Str(b"pk"));
+            assert_eq!(
+                field(field(&e.record, "meta"), "partition_key"),
+                &Mp::Str(b"pk")
+            );
         }
     }
 }

@@ -80,7 +80,9 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut InputPlugin) -> c_int {
         let (api, i_ins, context) = (plugin.api, plugin.i_ins, plugin.context);
         let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the host's table and instance, alive until Exit.
-        let log = unsafe { Logger::for_input(api, i_ins, format!("[input:kpl_kinesis:kpl_kinesis.{n}]")) };
+        let log = unsafe {
+            Logger::for_input(api, i_ins, format!("[input:kpl_kinesis:kpl_kinesis.{n}]"))
+        };
         if context.is_null() {
             log.error("no instance context from the host");
             return 0;
@@ -95,7 +97,11 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut InputPlugin) -> c_int {
                 return None;
             }
             // SAFETY: NUL-terminated, owned by the host.
-            Some(unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+            Some(
+                unsafe { CStr::from_ptr(value) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         };
         let settings = match settings::parse(&get) {
             Ok(s) => s,
@@ -163,7 +169,10 @@ pub unsafe extern "C" fn FLBPluginInputCallbackCtx(
 /// # Safety
 /// `ctx` is what Init stored.
 #[no_mangle]
-pub unsafe extern "C" fn FLBPluginInputCleanupCallbackCtx(ctx: *mut c_void, _data: *mut c_void) -> c_int {
+pub unsafe extern "C" fn FLBPluginInputCleanupCallbackCtx(
+    ctx: *mut c_void,
+    _data: *mut c_void,
+) -> c_int {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: Init's instance, on its own thread.
         if let Some(input) = unsafe { (ctx as *mut Input).as_mut() } {

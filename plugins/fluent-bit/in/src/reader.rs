@@ -80,7 +80,10 @@ impl Input {
             "stream={} start={:?} checkpoint_file={}",
             settings.stream,
             settings.start,
-            settings.checkpoint_file.as_deref().unwrap_or("(none: in memory)")
+            settings
+                .checkpoint_file
+                .as_deref()
+                .unwrap_or("(none: in memory)")
         ));
         Ok(Input {
             shared,
@@ -115,7 +118,12 @@ impl Input {
                     break;
                 };
                 q.bytes = q.bytes.saturating_sub(size(&r));
-                pack_event(&mut packer, &r, self.settings.format, &self.settings.metadata_key);
+                pack_event(
+                    &mut packer,
+                    &r,
+                    self.settings.format,
+                    &self.settings.metadata_key,
+                );
                 n += 1;
                 last.insert(r.shard_id.clone(), r);
             }
@@ -169,7 +177,10 @@ fn read(
     shared: Arc<Shared>,
     mut commits: mpsc::UnboundedReceiver<Vec<SourceRecord>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             log.error(&format!("cannot start a tokio runtime: {e}"));

@@ -68,34 +68,71 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
             return Err(err(wrong, format!("unknown property; use {right}")));
         }
     }
-    let prop = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let stream = prop("stream").ok_or_else(|| err("stream", "required: the Kinesis stream's name or ARN".into()))?;
+    let prop = |k: &str| {
+        get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let stream = prop("stream").ok_or_else(|| {
+        err(
+            "stream",
+            "required: the Kinesis stream's name or ARN".into(),
+        )
+    })?;
     let endpoint = prop("endpoint").unwrap_or_default();
-    if !endpoint.is_empty() && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(err("endpoint", format!("expected a URL such as http://127.0.0.1:4568, got {endpoint:?}")));
+    if !(endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(err(
+            "endpoint",
+            format!("expected a URL such as http://127.0.0.1:4568, got {endpoint:?}"),
+        ));
     }
-    let start = match prop("start").as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let start = match prop("start")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("trim_horizon") => StartPosition::TrimHorizon,
         Some("latest") => StartPosition::Latest,
         Some("at_timestamp") => {
             let ts = prop("start_timestamp").ok_or_else(|| {
-                err("start_timestamp", "required with start at_timestamp: seconds since the epoch".into())
+                err(
+                    "start_timestamp",
+                    "required with start at_timestamp: seconds since the epoch".into(),
+                )
             })?;
             let secs: f64 = ts
                 .parse()
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                .ok_or_else(|| err("start_timestamp", format!("expected seconds since the epoch, got {ts:?}")))?;
+                .ok_or_else(|| {
+                    err(
+                        "start_timestamp",
+                        format!("expected seconds since the epoch, got {ts:?}"),
+                    )
+                })?;
             StartPosition::AtTimestamp(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
         }
         Some(other) => {
-            return Err(err("start", format!("expected trim_horizon, latest or at_timestamp, got {other:?}")))
+            return Err(err(
+                "start",
+                format!("expected trim_horizon, latest or at_timestamp, got {other:?}"),
+            ))
         }
     };
-    let format = match prop("format").as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let format = match prop("format")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("json") => Format::Json,
         Some("raw") => Format::Raw,
-        Some(other) => return Err(err("format", format!("expected json or raw, got {other:?}"))),
+        Some(other) => {
+            return Err(err(
+                "format",
+                format!("expected json or raw, got {other:?}"),
+            ))
+        }
     };
     let poll_interval = match prop("poll_interval") {
         None => Duration::from_millis(500),
@@ -169,10 +206,17 @@ mod tests {
         }
         let e = parse_map(&[("stream", "s"), ("start", "at_timestamp")]).unwrap_err();
         assert_eq!(e.property, "start_timestamp");
-        let s = parse_map(&[("stream", "s"), ("start", "AT_TIMESTAMP"), ("start_timestamp", "1700000000.5")]).unwrap();
+        let s = parse_map(&[
+            ("stream", "s"),
+            ("start", "AT_TIMESTAMP"),
+            ("start_timestamp", "1700000000.5"),
+        ])
+        .unwrap();
         assert_eq!(
             s.start,
-            StartPosition::AtTimestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500))
+            StartPosition::AtTimestamp(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)
+            )
         );
     }
 }
