@@ -445,10 +445,6 @@ async fn sink_for(server: &Server, stream: &StreamRef) -> Result<Arc<Sink>, ApiE
             message,
         });
     }
-    let mut sinks = server.sinks.lock().await;
-    if let Some(sink) = sinks.get(stream) {
-        return Ok(sink.clone());
-    }
     let builder = Sink::builder()
         .config(server.config.clone())
         .sdk_config(server.sdk.clone());
@@ -461,8 +457,19 @@ async fn sink_for(server: &Server, stream: &StreamRef) -> Result<Arc<Sink>, ApiE
         code: "InternalFailure",
         message: format!("cannot start a sink: {e}"),
     })?);
-    sinks.insert(stream.clone(), sink.clone());
-    Ok(sink)
+    // Aggregate from the first record on: records put before the shard map is known go
+    // out alone once their RecordMaxBufferedTime passes (KPL's warm-up). The map comes
+    // with the first ListShards; a stream too slow to list still gets its records, alone.
+    let wait = Duration::from_millis(server.config.request_timeout);
+    if !sink.wait_for_shard_map(wait).await {
+        eprintln!(
+            "kpl: no shard map for {stream:?} within {wait:?}: its first records go unaggregated"
+        );
+    }
+    // Another request may have made one meanwhile: the first one stays (this one is
+    // empty; dropping it ends its task).
+    let mut sinks = server.sinks.lock().await;
+    Ok(sinks.entry(stream.clone()).or_insert(sink).clone())
 }
 
 /// Error codes the upstream may give, as the static strings [`ApiError`] holds.
