@@ -17,7 +17,21 @@ const LISTED_FAILURES: usize = 20;
 
 /// The sink settings: KPL defaults, then `--config`, then `--endpoint` and `--region`.
 pub fn config(args: &PutArgs) -> Result<Config, CliError> {
-    let mut config = match &args.config {
+    sink_config(
+        args.config.as_deref(),
+        args.target.endpoint.as_deref(),
+        args.target.region.as_deref(),
+    )
+}
+
+/// KPL defaults, then a config file (TOML, or JSON for `.json`), then an endpoint and a
+/// region given on the command line; validated. Shared by `kpl put` and `kpl serve`.
+pub fn sink_config(
+    path: Option<&std::path::Path>,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+) -> Result<Config, CliError> {
+    let mut config = match path {
         None => Config::default(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -30,11 +44,11 @@ pub fn config(args: &PutArgs) -> Result<Config, CliError> {
             parsed.map_err(|e| CliError::input(format!("{}: {e}", path.display())))?
         }
     };
-    if let Some(endpoint) = &args.target.endpoint {
-        config.kinesis_endpoint = endpoint.clone();
+    if let Some(endpoint) = endpoint {
+        config.kinesis_endpoint = endpoint.to_owned();
     }
-    if let Some(region) = &args.target.region {
-        config.region = region.clone();
+    if let Some(region) = region {
+        config.region = region.to_owned();
     }
     config
         .validate()

@@ -62,29 +62,11 @@ struct Server {
 }
 
 fn sink_config(args: &ServeArgs) -> Result<Config, CliError> {
-    let mut config = match &args.config {
-        None => Config::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-            let parsed = if path.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str::<Config>(&text).map_err(|e| e.to_string())
-            } else {
-                toml::from_str::<Config>(&text).map_err(|e| e.to_string())
-            };
-            parsed.map_err(|e| CliError::input(format!("{}: {e}", path.display())))?
-        }
-    };
-    if let Some(endpoint) = &args.endpoint {
-        config.kinesis_endpoint = endpoint.clone();
-    }
-    if let Some(region) = &args.region {
-        config.region = region.clone();
-    }
-    config
-        .validate()
-        .map_err(|e| CliError::input(e.to_string()))?;
-    Ok(config)
+    crate::put::sink_config(
+        args.config.as_deref(),
+        args.endpoint.as_deref(),
+        args.region.as_deref(),
+    )
 }
 
 fn tls_acceptor(args: &ServeArgs) -> Result<Option<tokio_rustls::TlsAcceptor>, CliError> {

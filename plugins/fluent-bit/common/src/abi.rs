@@ -136,6 +136,56 @@ pub struct InputPlugin {
     pub context: *mut InputContext,
 }
 
+/// Fills a definition in `FLBPluginRegister`: only the five fields every host version
+/// allocates (see [`ProxyDef`]). Returns 0, or -1 for a NULL definition.
+///
+/// # Safety
+/// `def` is NULL or the host's zeroed, writable definition.
+pub unsafe fn register(
+    def: *mut ProxyDef,
+    kind: c_int,
+    name: &'static core::ffi::CStr,
+    description: &'static core::ffi::CStr,
+) -> c_int {
+    // SAFETY: the caller vouches for `def`.
+    let Some(def) = (unsafe { def.as_mut() }) else {
+        return -1;
+    };
+    def.kind = kind;
+    def.proxy = PROXY_GOLANG;
+    // Not FLB_INPUT_CORO for inputs: their callbacks stay on a normal thread stack.
+    def.flags = 0;
+    // The host copies the name and keeps the description pointer: both are static.
+    def.name = name.as_ptr() as *mut c_char;
+    def.description = description.as_ptr() as *mut c_char;
+    0
+}
+
+/// A property of an instance through the host's getter (`output_get_property` or
+/// `input_get_property`): its value, or `None` when unset (or a core key such as `match`).
+///
+/// # Safety
+/// `get` and `instance` are the host's, valid during the call.
+pub unsafe fn property(
+    get: Option<GetPropertyFn>,
+    instance: *mut c_void,
+    key: &str,
+) -> Option<String> {
+    let get = get?;
+    let key = std::ffi::CString::new(key).ok()?;
+    // SAFETY: the host's function; it returns a host-owned string or NULL.
+    let value = unsafe { get(key.as_ptr(), instance) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: NUL-terminated, owned by the host.
+    Some(
+        unsafe { core::ffi::CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

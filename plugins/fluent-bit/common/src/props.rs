@@ -1,6 +1,33 @@
 //! Property values in Fluent Bit's syntax, each parser naming what it expected so that Init
 //! can fail with a line that names the property and the value.
 
+/// A property that is wrong: the plugin's Init fails with a line naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyError {
+    /// The property, as the user writes it.
+    pub property: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl PropertyError {
+    /// An error about `property`.
+    pub fn new(property: &str, message: impl Into<String>) -> PropertyError {
+        PropertyError {
+            property: property.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl core::fmt::Display for PropertyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "property '{}': {}", self.property, self.message)
+    }
+}
+
+impl std::error::Error for PropertyError {}
+
 /// A boolean as Fluent Bit spells it: `true`/`on`/`yes`/`1` or `false`/`off`/`no`/`0`, any case.
 ///
 /// ```

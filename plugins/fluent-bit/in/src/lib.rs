@@ -14,11 +14,11 @@ pub mod reader;
 pub mod settings;
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kpl_fluent_bit::abi::{InputPlugin, ProxyDef, PROXY_GOLANG, PROXY_INPUT_PLUGIN};
+use kpl_fluent_bit::abi::{property, register, InputPlugin, ProxyDef, PROXY_INPUT_PLUGIN};
 use kpl_fluent_bit::log::Logger;
 
 use crate::reader::Input;
@@ -50,20 +50,9 @@ fn with_current(f: impl FnOnce(&mut Input)) {
 /// `def` is the host's zeroed definition.
 #[no_mangle]
 pub unsafe extern "C" fn FLBPluginRegister(def: *mut ProxyDef) -> c_int {
-    catch_unwind(|| {
-        // SAFETY: the host's definition, writable.
-        let Some(def) = (unsafe { def.as_mut() }) else {
-            return -1;
-        };
-        def.kind = PROXY_INPUT_PLUGIN;
-        def.proxy = PROXY_GOLANG;
-        // Not FLB_INPUT_CORO: callbacks stay on the instance thread's normal stack.
-        def.flags = 0;
-        def.name = PLUGIN_NAME.as_ptr() as *mut c_char;
-        def.description = DESCRIPTION.as_ptr() as *mut c_char;
-        0
-    })
-    .unwrap_or(-1)
+    // SAFETY: the host's definition, as required above.
+    catch_unwind(|| unsafe { register(def, PROXY_INPUT_PLUGIN, PLUGIN_NAME, DESCRIPTION) })
+        .unwrap_or(-1)
 }
 
 /// Starts an instance: properties, reader thread. 1 on success, 0 after logging why not.
@@ -87,21 +76,9 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut InputPlugin) -> c_int {
             log.error("no instance context from the host");
             return 0;
         }
-        let get = |key: &str| -> Option<String> {
-            // SAFETY: the host's table, read only.
-            let get_property = unsafe { api.as_ref() }?.input_get_property?;
-            let key = std::ffi::CString::new(key).ok()?;
-            // SAFETY: the host's function; a host-owned string or NULL.
-            let value = unsafe { get_property(key.as_ptr(), i_ins) };
-            if value.is_null() {
-                return None;
-            }
-            // SAFETY: NUL-terminated, owned by the host.
-            Some(
-                unsafe { CStr::from_ptr(value) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+        // SAFETY: the host's table (read only) and instance, valid during Init.
+        let get = |key: &str| unsafe {
+            property(api.as_ref().and_then(|a| a.input_get_property), i_ins, key)
         };
         let settings = match settings::parse(&get) {
             Ok(s) => s,

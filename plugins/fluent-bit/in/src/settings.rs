@@ -5,20 +5,7 @@ use std::time::{Duration, SystemTime};
 use kpl_fluent_bit::props::parse_millis;
 use kpl_kinesis::source::StartPosition;
 
-/// A property that is wrong: Init fails with a line naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    /// The property.
-    pub property: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for SettingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "property '{}': {}", self.property, self.message)
-    }
-}
+pub use kpl_fluent_bit::props::PropertyError as SettingError;
 
 /// What becomes of a user record's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,10 +150,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
 }
 
 fn err(property: &str, message: String) -> SettingError {
-    SettingError {
-        property: property.to_owned(),
-        message,
-    }
+    SettingError::new(property, message)
 }
 
 #[cfg(test)]

@@ -6,26 +6,20 @@
 
 #[path = "../../../../kinesis/tests/support/mod.rs"]
 mod support;
+#[path = "../../testing.rs"]
+mod testing;
+
+use testing::LOG;
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kpl_fluent_bit::abi::{Api, InputContext, InputPlugin, LogPrintFn, ProxyDef};
+use kpl_fluent_bit::abi::{Api, InputContext, InputPlugin, ProxyDef};
 use kpl_fluent_bit::msgpack::{events, Value};
 use kpl_kinesis::sink::UserRecord;
 use libloading::{Library, Symbol};
 use libtest_mimic::{Arguments, Failed, Trial};
-
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// The host's `log_print` is C-variadic; the plugin always calls it with "%s" and one
-/// string, which arrive in the same registers as these five arguments (SysV x86_64, AAPCS64).
-unsafe extern "C" fn log_print(_l: c_int, _f: *const c_char, _n: c_int, _fmt: *const c_char, arg: *const c_char) {
-    let text = unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned();
-    LOG.lock().unwrap().push(text);
-}
 
 unsafe extern "C" fn log_check(_ins: *mut c_void, level: c_int) -> c_int {
     c_int::from(level <= 3)
@@ -59,8 +53,7 @@ struct Host {
 }
 
 fn library() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent().expect("deps").join("libkpl_fluent_bit_in.so")
+    testing::plugin_library("libkpl_fluent_bit_in.so")
 }
 
 impl Host {
@@ -69,18 +62,17 @@ impl Host {
         let lib = unsafe { Library::new(library()) }.expect("dlopen");
         let mut def = vec![0u64; 6];
         let code = unsafe {
-            let f: Symbol<unsafe extern "C" fn(*mut ProxyDef) -> c_int> = lib.get(b"FLBPluginRegister").unwrap();
+            let f: Symbol<unsafe extern "C" fn(*mut ProxyDef) -> c_int> =
+                lib.get(b"FLBPluginRegister").unwrap();
             f(def.as_mut_ptr() as *mut ProxyDef)
         };
         assert_eq!(code, 0);
         let registered = unsafe { &*(def.as_ptr() as *const ProxyDef) };
-        assert_eq!((registered.kind, registered.proxy, registered.flags), (1, 11, 0));
-        let log: LogPrintFn = unsafe {
-            std::mem::transmute::<
-                unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, *const c_char),
-                LogPrintFn,
-            >(log_print)
-        };
+        assert_eq!(
+            (registered.kind, registered.proxy, registered.flags),
+            (1, 11, 0)
+        );
+        let log = testing::log_print_fn();
         let mut api = Box::new(Api {
             output_get_property: None,
             input_get_property: Some(get_property),
@@ -91,7 +83,10 @@ impl Host {
             output_log_check: None,
         });
         let mut props = Box::new(Props(
-            props.iter().map(|(k, v)| (k.to_string(), CString::new(*v).unwrap())).collect(),
+            props
+                .iter()
+                .map(|(k, v)| (k.to_string(), CString::new(*v).unwrap()))
+                .collect(),
         ));
         let mut context = Box::new(InputContext {
             coll_fd: 7,
@@ -105,11 +100,22 @@ impl Host {
             context: &mut *context,
         });
         let code = unsafe {
-            let f: Symbol<unsafe extern "C" fn(*mut InputPlugin) -> c_int> = lib.get(b"FLBPluginInit").unwrap();
+            let f: Symbol<unsafe extern "C" fn(*mut InputPlugin) -> c_int> =
+                lib.get(b"FLBPluginInit").unwrap();
             f(&mut *plugin)
         };
-        assert_eq!(context.coll_fd, 7, "the plugin must not touch the host's fields");
-        let host = Host { lib, _api: api, _props: props, _plugin: plugin, context, _def: def };
+        assert_eq!(
+            context.coll_fd, 7,
+            "the plugin must not touch the host's fields"
+        );
+        let host = Host {
+            lib,
+            _api: api,
+            _props: props,
+            _plugin: plugin,
+            context,
+            _def: def,
+        };
         (host, code)
     }
 
@@ -119,7 +125,8 @@ impl Host {
         let mut len = 0usize;
         unsafe {
             let collect: Symbol<Collect> = self.lib.get(b"FLBPluginInputCallbackCtx").unwrap();
-            let cleanup: Symbol<Cleanup> = self.lib.get(b"FLBPluginInputCleanupCallbackCtx").unwrap();
+            let cleanup: Symbol<Cleanup> =
+                self.lib.get(b"FLBPluginInputCleanupCallbackCtx").unwrap();
             let ret = collect(self.context.remote_context, &mut data, &mut len);
             assert!(ret == 0 || ret == 1, "collect returned {ret}");
             if len == 0 {
@@ -154,7 +161,10 @@ fn main() {
     std::env::set_var("AWS_REGION", "us-east-1");
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let trials = vec![
-        Trial::test("collects_every_record_once_pauses_resumes_and_checkpoints_at_exit", collect_pause_exit),
+        Trial::test(
+            "collects_every_record_once_pauses_resumes_and_checkpoints_at_exit",
+            collect_pause_exit,
+        ),
         Trial::test("bad_properties_fail_init_naming_them", bad_properties),
     ];
     let mut args = args;
@@ -165,14 +175,24 @@ fn main() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn put(stream: &str, range: std::ops::Range<u32>) -> Result<(), Failed> {
     let sink = support::sink_for(stream, support::patient_config()).await?;
     let mut pending = Vec::new();
     for i in range {
-        pending.push(sink.put(UserRecord::new(format!("k{}", i % 13), format!(r#"{{"n":{i}}}"#).into_bytes())).await?);
+        pending.push(
+            sink.put(UserRecord::new(
+                format!("k{}", i % 13),
+                format!(r#"{{"n":{i}}}"#).into_bytes(),
+            ))
+            .await?,
+        );
     }
     sink.flush().await;
     support::all_stored(pending).await?;
@@ -185,7 +205,12 @@ fn collect_until(host: &Host, seen: &mut BTreeMap<u64, usize>, want: usize) -> R
     let started = Instant::now();
     while seen.len() < want {
         if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("{} of {want} records collected in 60 s: {:?}", seen.len(), LOG.lock().unwrap()).into());
+            return Err(format!(
+                "{} of {want} records collected in 60 s: {:?}",
+                seen.len(),
+                LOG.lock().unwrap()
+            )
+            .into());
         }
         let batch = host.collect();
         for e in events(&batch) {
@@ -201,7 +226,10 @@ fn collect_until(host: &Host, seen: &mut BTreeMap<u64, usize>, want: usize) -> R
                     _ => None,
                 })
                 .ok_or("an event without n")?;
-            let meta = fields.iter().find(|(k, _)| *k == Value::Str(b"kinesis")).ok_or("no kinesis metadata")?;
+            let meta = fields
+                .iter()
+                .find(|(k, _)| *k == Value::Str(b"kinesis"))
+                .ok_or("no kinesis metadata")?;
             if !matches!(&meta.1, Value::Map(m) if m.len() == 5) {
                 return Err("the metadata is not a map of 5".into());
             }
@@ -254,7 +282,13 @@ fn collect_pause_exit() -> Result<(), Failed> {
     if saved.as_object().map_or(0, |m| m.len()) != 2 {
         return Err(format!("checkpoints after exit: {text}").into());
     }
-    let log = LOG.lock().unwrap().join("\n");
+    let log = LOG
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     if !log.contains("exit: 3000 user records read, 3000 handed to Fluent Bit") {
         return Err(format!("no exit summary: {log}").into());
     }
@@ -272,7 +306,13 @@ fn bad_properties() -> Result<(), Failed> {
         if code != 0 {
             return Err(format!("Init accepted {props:?}").into());
         }
-        let log = LOG.lock().unwrap().join("\n");
+        let log = LOG
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         if !log.contains(name) {
             return Err(format!("{name} not named: {log}").into());
         }

@@ -10,6 +10,10 @@
 
 #[path = "../../../../kinesis/tests/support/mod.rs"]
 mod support;
+#[path = "../../testing.rs"]
+mod testing;
+
+use testing::find_fluent_bit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,40 +74,18 @@ struct Env {
     dir: PathBuf,
 }
 
-fn find_fluent_bit() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("FLUENT_BIT") {
-        return Ok(PathBuf::from(p));
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .ancestors()
-        .find(|d| d.join("Cargo.lock").exists())
-        .unwrap_or(&manifest);
-    let shared = root.join("../shared/tools/fluent-bit/bin/fluent-bit");
-    if shared.is_file() {
-        Ok(shared)
+/// A plugin library cargo built for this test run, which must exist.
+fn library(name: &str) -> Result<PathBuf, Failed> {
+    let path = testing::plugin_library(name);
+    if path.is_file() {
+        Ok(path)
     } else {
         Err(format!(
-            "Fluent Bit not found: set FLUENT_BIT, or install it at {}",
-            shared.display()
-        ))
+            "{} not built: run `cargo build -p kpl-fluent-bit-in -p kpl-fluent-bit-out`",
+            path.display()
+        )
+        .into())
     }
-}
-
-/// A plugin library cargo built for this test run (`deps/`, beside the test binary).
-fn library(name: &str) -> Result<PathBuf, Failed> {
-    let exe = std::env::current_exe()?;
-    let deps = exe.parent().ok_or("no deps folder")?;
-    for dir in [deps.to_path_buf(), deps.join("..")] {
-        let p = dir.join(name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    Err(
-        format!("{name} not built: run `cargo build -p kpl-fluent-bit-in -p kpl-fluent-bit-out`")
-            .into(),
-    )
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {

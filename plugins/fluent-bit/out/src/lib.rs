@@ -21,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kpl_fluent_bit::abi::{
-    OutputPlugin, ProxyDef, FLB_ERROR, FLB_OK, FLB_RETRY, PROXY_GOLANG, PROXY_OUTPUT_PLUGIN,
+    property, register, OutputPlugin, ProxyDef, FLB_ERROR, FLB_OK, FLB_RETRY, PROXY_OUTPUT_PLUGIN,
 };
 use kpl_fluent_bit::log::Logger;
 
@@ -41,20 +41,9 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 /// `def` is the host's zeroed definition, at least 32 bytes.
 #[no_mangle]
 pub unsafe extern "C" fn FLBPluginRegister(def: *mut ProxyDef) -> c_int {
-    catch_unwind(|| {
-        // SAFETY: the host passes a valid, writable definition.
-        let Some(def) = (unsafe { def.as_mut() }) else {
-            return -1;
-        };
-        def.kind = PROXY_OUTPUT_PLUGIN;
-        def.proxy = PROXY_GOLANG;
-        def.flags = 0;
-        // The host copies the name and keeps the description pointer: both are static.
-        def.name = PLUGIN_NAME.as_ptr() as *mut c_char;
-        def.description = DESCRIPTION.as_ptr() as *mut c_char;
-        0
-    })
-    .unwrap_or(-1)
+    // SAFETY: the host's definition, as required above.
+    catch_unwind(|| unsafe { register(def, PROXY_OUTPUT_PLUGIN, PLUGIN_NAME, DESCRIPTION) })
+        .unwrap_or(-1)
 }
 
 /// Starts one `[OUTPUT]` instance: reads and validates its properties, builds its sink
@@ -82,21 +71,9 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut OutputPlugin) -> c_int {
             log.error("no instance context from the host");
             return 0;
         }
-        let get = |key: &str| -> Option<String> {
-            // SAFETY: the host's table (read only) and a NUL-terminated key.
-            let get_property = unsafe { api.as_ref() }?.output_get_property?;
-            let key = std::ffi::CString::new(key).ok()?;
-            // SAFETY: the host's function; it returns a host-owned string or NULL.
-            let value = unsafe { get_property(key.as_ptr(), o_ins) };
-            if value.is_null() {
-                return None;
-            }
-            // SAFETY: NUL-terminated, owned by the host for the instance's life.
-            Some(
-                unsafe { CStr::from_ptr(value) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+        // SAFETY: the host's table (read only) and instance, valid during Init.
+        let get = |key: &str| unsafe {
+            property(api.as_ref().and_then(|a| a.output_get_property), o_ins, key)
         };
         let read_file =
             |path: &str| std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"));

@@ -8,20 +8,7 @@ use kpl_fluent_bit::json::FormatOptions;
 use kpl_fluent_bit::props::{parse_bool, parse_count, parse_millis, parse_size};
 use kpl_kinesis::sink::Config;
 
-/// A property that is wrong: Init fails with a line naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    /// The property, as the user writes it.
-    pub property: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for SettingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "property '{}': {}", self.property, self.message)
-    }
-}
+pub use kpl_fluent_bit::props::PropertyError as SettingError;
 
 /// Every property the plugin reads, with its default as the README gives it.
 pub const PROPERTIES: &[(&str, &str)] = &[
@@ -201,10 +188,7 @@ pub fn parse(
 }
 
 fn err(property: &str, message: String) -> SettingError {
-    SettingError {
-        property: property.to_owned(),
-        message,
-    }
+    SettingError::new(property, message)
 }
 
 fn to_usize(property: &str, v: u64) -> Result<usize, SettingError> {

@@ -16,6 +16,10 @@
 
 #[path = "../../../../kinesis/tests/support/mod.rs"]
 mod support;
+#[path = "../../testing.rs"]
+mod testing;
+
+use testing::find_fluent_bit;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -58,7 +62,7 @@ fn main() {
     };
     let host = found.map(|fluent_bit| Host {
         fluent_bit,
-        plugin: plugin_path(),
+        plugin: testing::plugin_library("libkpl_fluent_bit_out.so"),
         mock_pid: server.as_ref().map_or(0, |s| s.pid() as i32),
     });
     let trials = vec![
@@ -91,49 +95,6 @@ fn main() {
     let conclusion = libtest_mimic::run(&args, trials);
     drop(server);
     conclusion.exit();
-}
-
-/// `$FLUENT_BIT`, else the shared build next to the workspace.
-fn find_fluent_bit() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("FLUENT_BIT") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "FLUENT_BIT={} is not a file; point it at a Fluent Bit 5.1.1 binary built with FLB_PROXY_GO",
-                path.display()
-            ))
-        };
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .ancestors()
-        .find(|d| d.join("Cargo.lock").exists())
-        .unwrap_or(&manifest);
-    let shared = root.join("../shared/tools/fluent-bit/bin/fluent-bit");
-    if shared.is_file() {
-        Ok(shared)
-    } else {
-        Err(format!(
-            "Fluent Bit not found: set FLUENT_BIT=/path/to/fluent-bit, or install it at {}",
-            shared.display()
-        ))
-    }
-}
-
-/// The cdylib Cargo built with this test: `cargo test` leaves it beside the test binary in
-/// `target/<profile>/deps`; `cargo build` copies it up to `target/<profile>` (where it
-/// may be older), the second choice.
-fn plugin_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let deps = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    let name = "libkpl_fluent_bit_out.so";
-    let fresh = deps.join(name);
-    if fresh.is_file() {
-        return fresh;
-    }
-    deps.parent().map(|d| d.join(name)).unwrap_or(fresh)
 }
 
 /// A trial: ignored with the reason when Fluent Bit is missing; otherwise the scenario on

@@ -7,18 +7,17 @@
 //! corrupting), `FLBPluginExitCtx` once per instance.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
 
-use kpl_fluent_bit::abi::{Api, LogPrintFn, OutputContext, OutputPlugin, ProxyDef};
+use kpl_fluent_bit::abi::{Api, OutputContext, OutputPlugin, ProxyDef};
+
+#[path = "../../../testing.rs"]
+mod testing;
 use libloading::{Library, Symbol};
+pub use testing::LOG;
 
 /// Fluent Bit's coroutine stack size.
 pub const COROUTINE_STACK: usize = 64 * 1024;
-
-/// Every line the plugin logged: (level, text).
-pub static LOG: Mutex<Vec<(c_int, String)>> = Mutex::new(Vec::new());
 
 /// The log lines so far, joined.
 pub fn log_text() -> String {
@@ -27,26 +26,6 @@ pub fn log_text() -> String {
         .iter()
         .map(|(l, m)| format!("[{l}] {m}\n"))
         .collect()
-}
-
-/// The host's `log_print`. The real one is C-variadic, which stable Rust cannot define; the
-/// plugin always calls it with `"%s"` and one string, and on the SysV x86_64 and AAPCS64
-/// Linux ABIs those five arguments arrive in the same registers as in this
-/// non-variadic function, so it stands in for it.
-unsafe extern "C" fn log_print(
-    level: c_int,
-    _file: *const c_char,
-    _line: c_int,
-    fmt: *const c_char,
-    arg: *const c_char,
-) {
-    let fmt = unsafe { CStr::from_ptr(fmt) }.to_string_lossy();
-    assert_eq!(fmt, "%s", "the plugin must log through a fixed format");
-    let text = unsafe { CStr::from_ptr(arg) }
-        .to_string_lossy()
-        .into_owned();
-    eprintln!("[fake host log {level}] {text}");
-    LOG.lock().unwrap().push((level, text));
 }
 
 /// The instances' `log_level`: 3 (info) unless a test raises it.
@@ -90,17 +69,6 @@ pub struct Host {
     def: Vec<u64>,
 }
 
-/// The plugin library cargo built for this test: `cargo test` leaves it in
-/// `target/<profile>/deps` beside the test binary (only `cargo build` copies it up to
-/// `target/<profile>`, where it may be stale).
-pub fn plugin_path() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("target/<profile>/deps");
-    let path = deps.join("libkpl_fluent_bit_out.so");
-    assert!(path.exists(), "{} not built", path.display());
-    path
-}
-
 // SAFETY: the raw pointers inside are the host's own structures, which the plugin only
 // reads during Init; flushes from several threads use nothing but the library handle, as
 // Fluent Bit's workers do.
@@ -110,7 +78,8 @@ unsafe impl Send for Host {}
 impl Host {
     /// dlopen + FLBPluginRegister, as the host does at load.
     pub fn load() -> Host {
-        let lib = unsafe { Library::new(plugin_path()) }.expect("dlopen the plugin");
+        let lib = unsafe { Library::new(testing::plugin_library("libkpl_fluent_bit_out.so")) }
+            .expect("dlopen the plugin");
         // 48 zeroed bytes: the 5.1.1 definition, calloc'd.
         let mut def = vec![0u64; 6];
         let code = unsafe {
@@ -119,12 +88,7 @@ impl Host {
             register(def.as_mut_ptr() as *mut ProxyDef)
         };
         assert_eq!(code, 0, "Register");
-        let log: LogPrintFn = unsafe {
-            std::mem::transmute::<
-                unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, *const c_char),
-                LogPrintFn,
-            >(log_print)
-        };
+        let log = testing::log_print_fn();
         let mut api = Box::new(Api {
             output_get_property: Some(get_property),
             input_get_property: None,
