@@ -105,23 +105,35 @@ where
             }
         }
     }
-    // Everything put is sent now; `flush` resolves once every outcome is known.
-    let settled = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, sink.flush())
-            .await
-            .is_ok(),
-        None => {
-            sink.flush().await;
-            true
-        }
-    };
-    for (record, mut outcome) in pending {
-        let outcome = if settled {
-            Some(outcome.await)
-        } else {
-            outcome.try_outcome()
+    // Everything buffered is sent now; wait for this invocation's own outcomes (not for
+    // records an earlier invocation left behind at its deadline, which `flush` would also
+    // wait for).
+    let mut outcomes: Vec<Option<Outcome>> = pending.iter().map(|_| None).collect();
+    {
+        let own = async {
+            for ((_, pending), slot) in pending.iter_mut().zip(outcomes.iter_mut()) {
+                *slot = Some(pending.await);
+            }
         };
-        match outcome {
+        let flush = async {
+            sink.flush().await;
+            std::future::pending::<()>().await
+        };
+        let settled = async {
+            tokio::select! {
+                () = own => {}
+                () = flush => {}
+            }
+        };
+        match deadline {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline, settled).await;
+            }
+            None => settled.await,
+        }
+    }
+    for ((record, mut pending), outcome) in pending.into_iter().zip(outcomes) {
+        match outcome.or_else(|| pending.try_outcome()) {
             Some(Outcome::Success(_)) => {}
             Some(Outcome::Failure(failure)) => {
                 log.failed(record, format_args!("{failure}"));
