@@ -344,6 +344,10 @@ pub struct StreamTarget {
     /// AWS region (default: the standard chain, else us-east-1).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+
+    /// Errors with their raw code and message too (AWS SDK and connection detail).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Options of `kpl put`.

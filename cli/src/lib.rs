@@ -12,6 +12,7 @@ pub mod error;
 pub mod input;
 pub mod inspect;
 pub mod output;
+pub mod preflight;
 pub mod put;
 pub mod serve;
 pub mod tail;

@@ -254,6 +254,17 @@ async fn put_all(
     config: Config,
     lines: &mut NumberedLines<'_>,
 ) -> Result<Summary, CliError> {
+    let verbose = args.target.verbose;
+    // Fail fast: a stream that cannot be reached or does not exist is told in seconds.
+    let check_timeout = Duration::from_millis(config.request_timeout).max(Duration::from_secs(10));
+    crate::preflight::stream_ready(
+        &args.target.stream,
+        &config.kinesis_endpoint,
+        &config.region,
+        check_timeout,
+        verbose,
+    )
+    .await?;
     let mut builder = Sink::builder().config(config);
     builder = if args.target.stream.starts_with("arn:") {
         builder.stream_arn(&args.target.stream)
@@ -305,7 +316,7 @@ async fn put_all(
             pending.retain_mut(|(line_number, p)| match p.try_outcome() {
                 None => true,
                 Some(Outcome::Failure(f)) => {
-                    failures.push((*line_number, f.to_string()));
+                    failures.push((*line_number, crate::preflight::message(&f, verbose)));
                     false
                 }
                 Some(_) => false,
@@ -324,7 +335,7 @@ async fn put_all(
     progress.tick(&sink, records, true);
     for (line_number, p) in pending {
         if let Outcome::Failure(f) = p.await {
-            failures.push((line_number, f.to_string()));
+            failures.push((line_number, crate::preflight::message(&f, verbose)));
         }
     }
     failures.sort_by_key(|(line, _)| *line);

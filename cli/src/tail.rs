@@ -66,8 +66,17 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
         .build()
         .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let mut builder = Source::builder().config(config);
         let target = &args.target;
+        // Fail fast: a stream that cannot be reached or does not exist is told in seconds.
+        crate::preflight::stream_ready(
+            &target.stream,
+            target.endpoint.as_deref().unwrap_or_default(),
+            target.region.as_deref().unwrap_or_default(),
+            std::time::Duration::from_secs(15),
+            target.verbose,
+        )
+        .await?;
+        let mut builder = Source::builder().config(config);
         builder = if target.stream.starts_with("arn:") {
             builder.stream_arn(&target.stream)
         } else {
@@ -99,7 +108,10 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                         out.flush()?;
                     }
                 }
-                Some(Err(e)) => return Err(Stop::Error(CliError::input(e.to_string()))),
+                Some(Err(e)) => {
+                    let message = crate::preflight::message(&e, target.verbose);
+                    return Err(Stop::Error(CliError::input(message)));
+                }
             }
         }
         out.flush()?;

@@ -5,6 +5,9 @@
 
 #[cfg(feature = "driver")]
 mod aws;
+#[cfg(feature = "driver")]
+pub mod check;
+pub mod explain;
 
 #[cfg(feature = "lambda")]
 pub mod lambda;

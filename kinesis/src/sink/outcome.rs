@@ -52,9 +52,15 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+/// The line for a person ([`crate::explain::describe`]); with `{:#}`, the raw
+/// `code: message`.
 impl fmt::Display for ErrorInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        if f.alternate() {
+            write!(f, "{}: {}", self.code, self.message)
+        } else {
+            f.write_str(&crate::explain::describe(&self.code, &self.message, None))
+        }
     }
 }
 
@@ -99,8 +105,13 @@ pub struct Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.reason {
+            // `{:#}`: the raw code and message of the error.
+            FailureReason::Rejected(e) if f.alternate() => write!(f, "rejected: {e:#}")?,
             FailureReason::Rejected(e) => write!(f, "rejected: {e}")?,
-            FailureReason::Expired(Some(e)) => write!(f, "record TTL passed; last error {e}")?,
+            FailureReason::Expired(Some(e)) if f.alternate() => {
+                write!(f, "record TTL passed; last error {e:#}")?
+            }
+            FailureReason::Expired(Some(e)) => write!(f, "record TTL passed; last error: {e}")?,
             FailureReason::Expired(None) => {
                 f.write_str("record TTL passed before it could be sent")?
             }

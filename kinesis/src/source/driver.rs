@@ -100,7 +100,16 @@ impl fmt::Display for SourceError {
                 operation,
                 code,
                 message,
-            } => write!(f, "{operation} failed: {code}: {message}"),
+            } if f.alternate() => write!(f, "{operation} failed: {code}: {message}"),
+            SourceError::Kinesis {
+                operation,
+                code,
+                message,
+            } => write!(
+                f,
+                "{operation}: {}",
+                crate::explain::describe(code, message, None)
+            ),
             SourceError::Checkpoint(e) => write!(f, "checkpoint store: {e}"),
         }
     }

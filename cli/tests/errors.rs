@@ -1,0 +1,175 @@
+//! What a person sees when `kpl put` and `kpl tail` cannot reach the stream: the one-line
+//! messages, as snapshots of the real runs (a closed port on 127.0.0.1, kinesis-mock),
+//! each within seconds and with exit code 2. Runs inside a private network namespace, so
+//! that nothing listens on the closed port and kinesis-mock is the only server.
+
+#[path = "../../kinesis/tests/support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Nothing listens here inside the namespace (discard).
+const CLOSED: &str = "http://127.0.0.1:9";
+
+/// The most a failing check may take (the point is seconds, not the record TTL).
+const FAST: Duration = Duration::from_secs(8);
+
+fn main() {
+    let args = Arguments::from_args();
+    let server = support::enter_namespace_and_start();
+    let trials = vec![
+        Trial::test("put_closed_port", put_closed_port),
+        Trial::test("put_closed_port_verbose", put_closed_port_verbose),
+        Trial::test("tail_closed_port", tail_closed_port),
+        Trial::test("put_missing_stream", put_missing_stream),
+        Trial::test("tail_missing_stream", tail_missing_stream),
+        Trial::test("put_stream_in_another_region", put_other_region),
+        Trial::test("put_without_credentials", put_without_credentials),
+        Trial::test("put_to_a_server_that_is_not_kinesis", put_not_kinesis),
+    ];
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(server);
+    conclusion.exit();
+}
+
+/// `kpl` with test credentials and region, no profile, no instance metadata.
+fn kpl(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kpl"));
+    command
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/kpl-test-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/kpl-test-credentials",
+        )
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_KINESIS");
+    command
+}
+
+/// Runs it with one record on standard input; checks exit code 2, nothing on standard
+/// output, one line on standard error, all within [`FAST`]; returns that line.
+fn fails_fast(mut command: Command) -> Result<String, Failed> {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"PartitionKey":"k","Data":"aGk="}"#)?;
+    let out: Output = child.wait_with_output()?;
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.code() != Some(2) {
+        return Err(format!("exit {:?}, stderr {stderr:?}", out.status.code()).into());
+    }
+    if took > FAST {
+        return Err(format!("took {took:?} (more than {FAST:?}): {stderr:?}").into());
+    }
+    if !out.stdout.is_empty() {
+        return Err(format!("stdout: {:?}", String::from_utf8_lossy(&out.stdout)).into());
+    }
+    if stderr.lines().count() != 1 {
+        return Err(format!("not one line: {stderr:?}").into());
+    }
+    Ok(stderr.trim_end().to_owned())
+}
+
+fn put(stream: &str, endpoint: &str, extra: &[&str]) -> Command {
+    let mut args = vec!["put", "--stream", stream, "--endpoint", endpoint];
+    args.extend_from_slice(extra);
+    kpl(&args)
+}
+
+fn tail(stream: &str, endpoint: &str) -> Command {
+    kpl(&["tail", "--stream", stream, "--endpoint", endpoint])
+}
+
+fn put_closed_port() -> Result<(), Failed> {
+    let line = fails_fast(put("s", CLOSED, &["--region", "us-east-1"]))?;
+    insta::assert_snapshot!("put_closed_port", line);
+    Ok(())
+}
+
+fn put_closed_port_verbose() -> Result<(), Failed> {
+    let line = fails_fast(put("s", CLOSED, &["-v"]))?;
+    insta::assert_snapshot!("put_closed_port_verbose", line);
+    Ok(())
+}
+
+fn tail_closed_port() -> Result<(), Failed> {
+    let line = fails_fast(tail("s", CLOSED))?;
+    insta::assert_snapshot!("tail_closed_port", line);
+    Ok(())
+}
+
+fn put_missing_stream() -> Result<(), Failed> {
+    let line = fails_fast(put("no-such-stream", support::ENDPOINT, &[]))?;
+    insta::assert_snapshot!("put_missing_stream", line);
+    Ok(())
+}
+
+fn tail_missing_stream() -> Result<(), Failed> {
+    let line = fails_fast(tail("no-such-stream", support::ENDPOINT))?;
+    insta::assert_snapshot!("tail_missing_stream", line);
+    Ok(())
+}
+
+fn put_other_region() -> Result<(), Failed> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let admin = support::admin();
+        support::create_stream(&admin, "errors-east", 1).await;
+    });
+    let line = fails_fast(put(
+        "errors-east",
+        support::ENDPOINT,
+        &["--region", "us-west-2"],
+    ))?;
+    insta::assert_snapshot!("put_stream_in_another_region", line);
+    Ok(())
+}
+
+fn put_without_credentials() -> Result<(), Failed> {
+    let mut command = put("s", support::ENDPOINT, &[]);
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let line = fails_fast(command)?;
+    insta::assert_snapshot!("put_without_credentials", line);
+    Ok(())
+}
+
+/// A plain TCP server that closes every connection at once.
+fn put_not_kinesis() -> Result<(), Failed> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            drop(connection);
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let line = fails_fast(put("s", &endpoint, &[]))?;
+    insta::assert_snapshot!(
+        "put_to_a_server_that_is_not_kinesis",
+        line.replace(&port.to_string(), "PORT")
+    );
+    Ok(())
+}

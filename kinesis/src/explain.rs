@@ -1,0 +1,300 @@
+//! Kinesis and connection errors as one line a person understands: what went wrong, and a
+//! hint at what to change. The one place that reads error codes and transport failures for
+//! people; the sink's and the source's error `Display`, the `kpl` CLI and the Fluent Bit
+//! plugins' log lines all go through [`describe`]. The raw code and message stay in the
+//! errors (`ErrorInfo`, `SourceError::Kinesis`) for logs and `-v`.
+//!
+//! ```
+//! use kpl_kinesis::explain::{describe, Target};
+//!
+//! let target = Target { stream: "s", region: "us-east-1", endpoint: "http://127.0.0.1:9" };
+//! let line = describe(
+//!     "Dispatch",
+//!     "dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)",
+//!     Some(&target),
+//! );
+//! assert_eq!(
+//!     line,
+//!     "cannot connect to http://127.0.0.1:9: connection refused (is the endpoint right? --endpoint)"
+//! );
+//! ```
+
+/// What the failed call was talking to, when the caller knows it; empty fields are unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The stream's name or ARN.
+    pub stream: &'a str,
+    /// The region the client signs for.
+    pub region: &'a str,
+    /// The endpoint URL (for AWS itself, `https://kinesis.<region>.amazonaws.com`).
+    pub endpoint: &'a str,
+}
+
+/// The broad kind of a failure, for callers that act on it (exit codes, retry, fail fast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing answered, or the connection broke: the endpoint, the network or DNS.
+    Unreachable,
+    /// No credentials, or credentials AWS rejects or that have expired.
+    Credentials,
+    /// The stream does not exist (in that region, for that account).
+    NotFound,
+    /// The credentials may not do this.
+    AccessDenied,
+    /// Kinesis asks to slow down.
+    Throttled,
+    /// The request was refused as invalid.
+    Invalid,
+    /// Anything else (a server-side failure, an unknown code).
+    Other,
+}
+
+impl Kind {
+    /// Whether retrying the same call may succeed (without a change of settings).
+    pub fn transient(self) -> bool {
+        matches!(self, Kind::Unreachable | Kind::Throttled | Kind::Other)
+    }
+}
+
+/// The kind of the failure with this code and message (the message matters for transport
+/// failures, whose code is only `Dispatch`, `ResponseError` or `Timeout`).
+pub fn kind(code: &str, message: &str) -> Kind {
+    match code {
+        "ResourceNotFoundException" | "ResourceNotFound" => Kind::NotFound,
+        "AccessDeniedException" | "AccessDenied" | "KMSAccessDeniedException" => Kind::AccessDenied,
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "ExpiredTokenException"
+        | "ExpiredToken" => Kind::Credentials,
+        "ProvisionedThroughputExceededException"
+        | "LimitExceededException"
+        | "ThrottlingException"
+        | "Throttling"
+        | "KMSThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => Kind::Throttled,
+        "ValidationException"
+        | "InvalidArgumentException"
+        | "ConstructionFailure"
+        | "BadShard"
+        | "ResourceInUseException" => Kind::Invalid,
+        "Dispatch" | "ResponseError" | "ConnectionError" | "Timeout" | "GuardTimeout" => {
+            if transport(message) == Transport::NoCredentials {
+                Kind::Credentials
+            } else {
+                Kind::Unreachable
+            }
+        }
+        _ => Kind::Other,
+    }
+}
+
+/// How a request that never got an answer failed, read from its chain of causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Refused,
+    Dns,
+    TimedOut,
+    Tls,
+    Reset,
+    NoCredentials,
+    Other,
+}
+
+fn transport(message: &str) -> Transport {
+    let m = message.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if has(&[
+        "no credentials",
+        "failed to load credentials",
+        "credentialsnotloaded",
+        "credentials not loaded",
+        "no authentication options",
+    ]) {
+        Transport::NoCredentials
+    } else if has(&["connection refused", "os error 111"]) {
+        Transport::Refused
+    } else if has(&[
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no such host",
+        "temporary failure in name resolution",
+    ]) {
+        Transport::Dns
+    } else if has(&["certificate", "tls", "ssl", "invalid peer"]) {
+        Transport::Tls
+    } else if has(&["timed out", "timeout", "deadline has elapsed"]) {
+        Transport::TimedOut
+    } else if has(&[
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "unexpected eof",
+        "incomplete message",
+    ]) {
+        Transport::Reset
+    } else {
+        Transport::Other
+    }
+}
+
+/// The last, most specific cause of a `a: b: c` chain, without an `(os error N)` tail.
+fn root_cause(message: &str) -> &str {
+    let last = message.rsplit(": ").next().unwrap_or(message).trim();
+    match last.find(" (os error") {
+        Some(i) => last[..i].trim(),
+        None => last,
+    }
+}
+
+/// `User: arn:... is not authorized to perform: kinesis:PutRecords on resource: arn:...`
+/// as `kinesis:PutRecords on arn:...`.
+fn denied_action(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("perform: ")?;
+    let (action, rest) = rest.split_once(" on resource: ")?;
+    let resource = rest
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .next()
+        .unwrap_or(rest)
+        .trim_end_matches('.');
+    Some(format!("{} on {resource}", action.trim()))
+}
+
+/// `Stream s under account 000000000000 not found.` as `s`.
+fn missing_stream(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Stream ")?;
+    let end = rest
+        .find(" under account")
+        .or_else(|| rest.find(" not found"))?;
+    Some(&rest[..end])
+}
+
+/// One line for a person: what failed and what to check. `code` and `message` are the
+/// error's (as in `ErrorInfo`); `target`, when known, names the stream, region and
+/// endpoint in the line.
+pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> String {
+    let t = target.copied().unwrap_or_default();
+    let endpoint = if !t.endpoint.is_empty() {
+        t.endpoint.to_owned()
+    } else if !t.region.is_empty() {
+        format!("https://kinesis.{}.amazonaws.com", t.region)
+    } else {
+        "the Kinesis endpoint".to_owned()
+    };
+    let in_region = if t.region.is_empty() {
+        String::new()
+    } else {
+        format!(" in {}", t.region)
+    };
+    let stream = if !t.stream.is_empty() {
+        Some(t.stream)
+    } else {
+        missing_stream(message)
+    };
+    let detail = message.trim().trim_end_matches('.');
+    match kind(code, message) {
+        Kind::NotFound => match stream {
+            Some(s) => format!(
+                "stream \"{s}\" does not exist{in_region} (is the stream name right? --stream; the region? --region)"
+            ),
+            None => format!("stream not found{in_region}: {detail}"),
+        },
+        Kind::AccessDenied => {
+            let what = denied_action(message).unwrap_or_else(|| detail.to_owned());
+            format!("access denied: {what} (the IAM policy of these credentials does not allow it)")
+        }
+        Kind::Credentials => match code {
+            "ExpiredTokenException" | "ExpiredToken" => "AWS credentials have expired \
+                (refresh them: aws sso login, or a new AWS_SESSION_TOKEN)"
+                .to_owned(),
+            "Dispatch" | "ResponseError" | "ConnectionError" | "Timeout" | "GuardTimeout" => {
+                "no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available)"
+                    .to_owned()
+            }
+            _ => format!(
+                "AWS rejected the credentials: {detail} (check AWS_PROFILE or \
+                 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and --region)"
+            ),
+        },
+        Kind::Throttled => format!(
+            "throttled by Kinesis ({code}){}: {detail} (the stream's shards are at their \
+             write or read limit: add shards or slow down)",
+            stream.map(|s| format!(" on stream \"{s}\"")).unwrap_or_default()
+        ),
+        Kind::Invalid => match code {
+            "ResourceInUseException" => format!(
+                "stream{} is not ready (being created, updated or deleted): {detail}",
+                stream.map(|s| format!(" \"{s}\"")).unwrap_or_default()
+            ),
+            _ => format!("Kinesis refused the request ({code}): {detail}"),
+        },
+        Kind::Unreachable => match transport(message) {
+            Transport::Refused => format!(
+                "cannot connect to {endpoint}: connection refused (is the endpoint right? --endpoint)"
+            ),
+            Transport::Dns => format!(
+                "cannot resolve the host of {endpoint}: {} (is the endpoint or the region right? --endpoint, --region)",
+                root_cause(message)
+            ),
+            Transport::Tls => format!(
+                "TLS with {endpoint} failed: {} (for a local server without TLS, use an http:// endpoint)",
+                root_cause(message)
+            ),
+            Transport::TimedOut => format!(
+                "no answer from {endpoint} in time (is the endpoint right and reachable? --endpoint)"
+            ),
+            Transport::Reset => format!(
+                "the connection to {endpoint} broke: {} (is it a Kinesis endpoint? --endpoint)",
+                root_cause(message)
+            ),
+            Transport::NoCredentials | Transport::Other => format!(
+                "cannot reach {endpoint}: {} (is the endpoint right? --endpoint)",
+                root_cause(message)
+            ),
+        },
+        Kind::Other => {
+            if detail.is_empty() {
+                format!("Kinesis failed with {code}")
+            } else {
+                format!("Kinesis failed with {code}: {detail}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_names_the_action_and_resource() {
+        let m = "User: arn:aws:iam::1:user/u is not authorized to perform: kinesis:PutRecords \
+                 on resource: arn:aws:kinesis:us-east-1:1:stream/s because no identity-based policy allows it";
+        assert_eq!(
+            describe("AccessDeniedException", m, None),
+            "access denied: kinesis:PutRecords on arn:aws:kinesis:us-east-1:1:stream/s (the IAM \
+             policy of these credentials does not allow it)"
+        );
+    }
+
+    #[test]
+    fn kinds_of_transport_failures() {
+        assert_eq!(
+            kind("Dispatch", "io error: Connection refused (os error 111)"),
+            Kind::Unreachable
+        );
+        assert_eq!(kind("ResourceNotFoundException", ""), Kind::NotFound);
+        assert!(!Kind::NotFound.transient());
+        assert!(Kind::Throttled.transient());
+        assert_eq!(
+            root_cause("a: b: Connection refused (os error 111)"),
+            "Connection refused"
+        );
+    }
+}
