@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! serve-load put  --endpoint URL --stream S [--records 200000] [--clients 8] [--batch 500]
-//!                 [--size 100] [--key-len 16] [--rate 0] [--deadline 600] [--samples FILE]
+//!                 [--size 100] [--key-len 16] [--rate 0] [--deadline 600] [--calls FILE]
 //! serve-load read --endpoint URL --stream S [--records 200000] [--size 100] [--key-len 16]
 //! ```
 //!
@@ -19,7 +19,8 @@
 //! (100 ms doubling, at most 2 s), and so is a whole batch whose call failed (after the
 //! SDK's own retries: standard mode, 3 attempts), as an SDK user would, until they are
 //! stored or DEADLINE seconds have passed. Every call's latency (from the moment it is
-//! sent to its answer, the SDK's retries included) is kept. Prints one JSON object: calls,
+//! sent to its answer, the SDK's retries included) is kept (`--calls FILE` writes them, one
+//! line per call in answer order). Prints one JSON object: calls,
 //! retries, failures by error code, latency percentiles (ms), wall time, records given up.
 //!
 //! `read` reads the whole stream back (every shard from TRIM_HORIZON), and prints one JSON
@@ -89,7 +90,7 @@ fn parse_args() -> Result<(String, Args), Error> {
             "--key-len" => args.key_len = value.parse()?,
             "--rate" => args.rate = value.parse()?,
             "--deadline" => args.deadline = Duration::from_secs_f64(value.parse()?),
-            "--samples" => args.samples = Some(value),
+            "--calls" => args.samples = Some(value),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -168,6 +169,8 @@ fn index_of(data: &[u8]) -> Option<usize> {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<Duration>,
+    /// (sent at, since the start; latency; records in the call; attempt), in answer order.
+    calls_log: Vec<(Duration, Duration, usize, u32)>,
     calls: u64,
     retry_calls: u64,
     records_sent: u64,
@@ -251,6 +254,8 @@ async fn put(args: &Args) -> Result<String, Error> {
                     let took = began.elapsed();
                     let mut t = tally.lock().await;
                     t.latencies.push(took);
+                    t.calls_log
+                        .push((began - start, took, sent as usize, attempt));
                     t.calls += 1;
                     t.records_sent += sent;
                     if attempt > 0 {
@@ -296,11 +301,14 @@ async fn put(args: &Args) -> Result<String, Error> {
         .into_inner();
     t.latencies.sort();
     if let Some(path) = &args.samples {
-        let text: String = t
-            .latencies
-            .iter()
-            .map(|d| format!("{:.3}\n", d.as_secs_f64() * 1000.0))
-            .collect();
+        let mut text = String::from("sent_ms latency_ms records attempt\n");
+        for (at, took, n, attempt) in &t.calls_log {
+            text.push_str(&format!(
+                "{:.1} {:.1} {n} {attempt}\n",
+                at.as_secs_f64() * 1000.0,
+                took.as_secs_f64() * 1000.0
+            ));
+        }
         std::fs::write(path, text)?;
     }
     let mean = if t.latencies.is_empty() {
