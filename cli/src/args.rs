@@ -373,6 +373,10 @@ pub struct PutArgs {
     /// random key per line).
     #[arg(long, value_name = "FIELD", requires = "lines")]
     pub partition_key_field: Option<String>,
+
+    /// No progress line on standard error (it is shown only when that is a terminal).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Options of `kpl serve`.

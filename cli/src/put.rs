@@ -223,10 +223,12 @@ impl Summary {
     }
 }
 
-/// A progress line on standard error, when it is a terminal, every quarter second.
+/// A progress line on standard error, when it is a terminal (and not `--quiet`), every
+/// quarter second: records read, stored, failed, the aggregation ratio and the rate.
 struct Progress {
     on: bool,
     last: Instant,
+    started: Instant,
 }
 
 impl Progress {
@@ -237,12 +239,15 @@ impl Progress {
         self.last = Instant::now();
         let s = sink.stats();
         let mut err = std::io::stderr();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let _ = write!(
             err,
-            "\r{read} read, {} stored, {} failed, {} Kinesis records{}",
+            "\r{read} read, {} stored, {} failed, {} Kinesis records (ratio {:.1}), {:.0} records/s{}",
             s.user_records_stored,
             s.user_records_failed,
             s.kinesis_records_stored,
+            s.aggregation_ratio(),
+            s.user_records_stored as f64 / secs,
             if done { "\n" } else { "   " }
         );
         let _ = err.flush();
@@ -285,8 +290,9 @@ async fn put_all(
             .map_or(0, |d| d.as_nanos() as u64);
     let mut keys = RandomKeys(seed | 1);
     let mut progress = Progress {
-        on: std::io::stderr().is_terminal(),
+        on: !args.quiet && std::io::stderr().is_terminal(),
         last: Instant::now(),
+        started,
     };
     // Outcomes not settled yet, oldest first; settled ones are dropped as the input is read,
     // so that memory stays bounded by the sink's buffer however long the input.
