@@ -13,3 +13,8 @@ pub mod explain;
 pub mod lambda;
 pub mod sink;
 pub mod source;
+
+/// The crate README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
