@@ -718,18 +718,22 @@ async fn bad_setting(port: u16) -> Result<(), Failed> {
     )?;
     let (status, body) = emulator.invoke(&json!({"Records": []})).await?;
     let started = Instant::now();
-    // The function's message reaches the log (CloudWatch Logs in Lambda).
-    while !emulator
-        .log_text()
-        .contains("TRANSFORM=\"uppercase\" is not a transform")
-    {
+    // The function's message reaches the log (CloudWatch Logs in Lambda), and the init
+    // phase fails as Lambda reports it: Runtime.ExitError, the invocation a 502.
+    loop {
+        let log = emulator.log_text();
+        if log.contains("error: TRANSFORM=\"uppercase\" is not a transform")
+            && log.contains("Runtime.ExitError")
+        {
+            break;
+        }
         if started.elapsed() > Duration::from_secs(10) {
             return Err(emulator.failure("the init error is not in the log"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let text = String::from_utf8_lossy(&body);
-    if status == 200 && !text.contains("errorType") {
+    if status != 502 {
+        let text = String::from_utf8_lossy(&body);
         return Err(emulator.failure(format!("a failed init answered {status}: {text}")));
     }
     Ok(())
