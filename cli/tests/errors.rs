@@ -30,6 +30,9 @@ fn main() {
         Trial::test("put_stream_in_another_region", put_other_region),
         Trial::test("put_without_credentials", put_without_credentials),
         Trial::test("put_to_a_server_that_is_not_kinesis", put_not_kinesis),
+        Trial::test("sink_failure_closed_port", sink_failure_closed_port),
+        Trial::test("sink_failure_missing_stream", sink_failure_missing_stream),
+        Trial::test("source_error_missing_stream", source_error_missing_stream),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(server);
@@ -171,5 +174,88 @@ fn put_not_kinesis() -> Result<(), Failed> {
         "put_to_a_server_that_is_not_kinesis",
         line.replace(&port.to_string(), "PORT")
     );
+    Ok(())
+}
+
+/// The test credentials and region for the library's drivers (the namespace's process
+/// environment is this test's).
+fn sdk_config() -> aws_config::SdkConfig {
+    support::sdk_config()
+}
+
+/// What the sink's [`Failure`](kpl_kinesis::sink::Failure) says (the line the Fluent Bit
+/// output logs), with the attempt count, which depends on timing, blanked.
+fn sink_failure(stream: &str, endpoint: &str) -> Result<(String, String), Failed> {
+    use kpl_kinesis::sink::{Config, Outcome, Sink, UserRecord};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let config = Config {
+            kinesis_endpoint: endpoint.to_owned(),
+            record_ttl: 1500,
+            ..Config::default()
+        };
+        let sink = Sink::builder()
+            .stream_name(stream)
+            .config(config)
+            .sdk_config(sdk_config())
+            .build()
+            .await?;
+        let pending = sink.put(UserRecord::new("k", b"hi".to_vec())).await?;
+        sink.flush().await;
+        let failure = match pending.await {
+            Outcome::Failure(f) => f,
+            other => return Err(format!("not a failure: {other:?}").into()),
+        };
+        sink.shutdown(Duration::from_secs(5)).await;
+        let blank = |text: String| match text.rfind(" (after ") {
+            Some(i) => format!("{} (after N attempts)", &text[..i]),
+            None => text,
+        };
+        Ok((blank(failure.to_string()), blank(format!("{failure:#}"))))
+    })
+}
+
+fn sink_failure_closed_port() -> Result<(), Failed> {
+    let (line, raw) = sink_failure("s", CLOSED)?;
+    insta::assert_snapshot!("sink_failure_closed_port", line);
+    // The raw detail stays available with `{:#}`.
+    if !raw.contains("Dispatch: dispatch failure") || !raw.contains("os error 111") {
+        return Err(format!("raw detail: {raw}").into());
+    }
+    Ok(())
+}
+
+fn sink_failure_missing_stream() -> Result<(), Failed> {
+    let (line, _) = sink_failure("no-such-stream", support::ENDPOINT)?;
+    insta::assert_snapshot!("sink_failure_missing_stream", line);
+    Ok(())
+}
+
+/// What the source's error says (the line `kpl tail` and the Fluent Bit input print),
+/// without a check first.
+fn source_error_missing_stream() -> Result<(), Failed> {
+    use kpl_kinesis::source::Source;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let line = rt.block_on(async {
+        let mut source = Source::builder()
+            .stream_name("no-such-stream")
+            .endpoint_url(support::ENDPOINT)
+            .sdk_config(sdk_config())
+            .build()
+            .await?;
+        match source.next().await {
+            Some(Err(e)) => Ok::<_, Failed>(e.to_string()),
+            other => Err(format!("not an error: {other:?}").into()),
+        }
+    })?;
+    if started.elapsed() > FAST {
+        return Err(format!("took {:?}", started.elapsed()).into());
+    }
+    insta::assert_snapshot!("source_error_missing_stream", line);
     Ok(())
 }

@@ -109,6 +109,19 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
+/// `127.0.0.1:9` out of `ConnectError("tcp connect error", 127.0.0.1:9, Os { .. })`.
+fn connect_address(debug: &str) -> Option<&str> {
+    let (_, rest) = debug.split_once("ConnectError(\"")?;
+    let (_, rest) = rest.split_once("\", ")?;
+    let address = rest.split([',', ')']).next()?.trim();
+    let plausible = !address.is_empty()
+        && address.contains(':')
+        && address
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']' | '-'));
+    plausible.then_some(address)
+}
+
 /// The error's code and message (the service's, or a name for a transport failure:
 /// `Timeout`, `Dispatch`, `ResponseError`) and whether retrying may help.
 pub(crate) fn error_info<E>(error: &SdkError<E, HttpResponse>) -> (ErrorInfo, bool)
@@ -123,7 +136,15 @@ where
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), error.to_string()),
         // The whole chain of causes, on one line: "dispatch failure: io error: client
         // error (Connect): tcp connect error: Connection refused (os error 111)".
-        SdkError::DispatchFailure(_) => ("Dispatch".to_owned(), causes(error)),
+        // With the address connected to, when the transport's debug form gives it (hyper's
+        // connect errors do, their text does not), as ` [address 127.0.0.1:9]`.
+        SdkError::DispatchFailure(_) => {
+            let mut message = causes(error);
+            if let Some(address) = connect_address(&format!("{error:?}")) {
+                message.push_str(&format!(" [address {address}]"));
+            }
+            ("Dispatch".to_owned(), message)
+        }
         SdkError::ResponseError(_) => ("ResponseError".to_owned(), causes(error)),
         SdkError::ConstructionFailure(c) => {
             let info = ErrorInfo {
@@ -145,5 +166,15 @@ impl fmt::Display for Stream {
             Stream::Name(n) => f.write_str(n),
             Stream::Arn(a) => f.write_str(a),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connect_address_is_read_from_the_debug_form() {
+        let debug = r#"DispatchFailure { source: ConnectorError { kind: Io, source: hyper_util::client::legacy::Error(Connect, ConnectError("tcp connect error", 127.0.0.1:9, Os { code: 111 })) } }"#;
+        assert_eq!(super::connect_address(debug), Some("127.0.0.1:9"));
+        assert_eq!(super::connect_address("DispatchFailure { other }"), None);
     }
 }

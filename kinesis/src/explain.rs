@@ -143,8 +143,22 @@ fn transport(message: &str) -> Transport {
     }
 }
 
+/// The ` [address 127.0.0.1:9]` the driver adds to a connect failure, if any.
+fn address(message: &str) -> Option<&str> {
+    let (_, rest) = message.rsplit_once(" [address ")?;
+    rest.strip_suffix(']')
+}
+
+/// The message without the driver's ` [address ...]` note.
+fn without_address(message: &str) -> &str {
+    message
+        .rsplit_once(" [address ")
+        .map_or(message, |(before, _)| before)
+}
+
 /// The last, most specific cause of a `a: b: c` chain, without an `(os error N)` tail.
 fn root_cause(message: &str) -> &str {
+    let message = without_address(message);
     let last = message.rsplit(": ").next().unwrap_or(message).trim();
     match last.find(" (os error") {
         Some(i) => last[..i].trim(),
@@ -165,13 +179,31 @@ fn denied_action(message: &str) -> Option<String> {
     Some(format!("{} on {resource}", action.trim()))
 }
 
-/// `Stream s under account 000000000000 not found.` as `s`.
-fn missing_stream(message: &str) -> Option<&str> {
+/// The stream named in a ResourceNotFound message, and the region when it names an ARN:
+/// `Stream s under account 000000000000 not found.` (AWS) as `s`;
+/// `Stream arn arn:aws:kinesis:us-east-1:0:stream/s not found` (kinesis-mock) as `s` in
+/// `us-east-1`.
+fn missing_stream(message: &str) -> Option<(&str, Option<&str>)> {
     let rest = message.strip_prefix("Stream ")?;
     let end = rest
         .find(" under account")
         .or_else(|| rest.find(" not found"))?;
-    Some(&rest[..end])
+    let named = &rest[..end];
+    let named = named.strip_prefix("arn ").unwrap_or(named);
+    Some(match arn_parts(named) {
+        Some((region, name)) => (name, Some(region)),
+        None => (named, None),
+    })
+}
+
+/// `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME` as (REGION, NAME).
+fn arn_parts(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.strip_prefix("arn:")?.splitn(5, ':');
+    let (_partition, _service) = (parts.next()?, parts.next()?);
+    let region = parts.next()?;
+    let _account = parts.next()?;
+    let name = parts.next()?.strip_prefix("stream/")?;
+    Some((region, name))
 }
 
 /// One line for a person: what failed and what to check. `code` and `message` are the
@@ -181,20 +213,27 @@ pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> Strin
     let t = target.copied().unwrap_or_default();
     let endpoint = if !t.endpoint.is_empty() {
         t.endpoint.to_owned()
+    } else if let Some(address) = address(message) {
+        address.to_owned()
     } else if !t.region.is_empty() {
         format!("https://kinesis.{}.amazonaws.com", t.region)
     } else {
         "the Kinesis endpoint".to_owned()
     };
-    let in_region = if t.region.is_empty() {
+    let named = missing_stream(message);
+    // A stream given by ARN is named by its name, in the ARN's region.
+    let (stream, region) = match arn_parts(t.stream) {
+        Some((region, name)) => (Some(name), region),
+        None if !t.stream.is_empty() => (Some(t.stream), t.region),
+        None => (
+            named.map(|(name, _)| name),
+            named.and_then(|(_, region)| region).unwrap_or(t.region),
+        ),
+    };
+    let in_region = if region.is_empty() {
         String::new()
     } else {
-        format!(" in {}", t.region)
-    };
-    let stream = if !t.stream.is_empty() {
-        Some(t.stream)
-    } else {
-        missing_stream(message)
+        format!(" in {region}")
     };
     let detail = message.trim().trim_end_matches('.');
     match kind(code, message) {
@@ -249,9 +288,9 @@ pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> Strin
             Transport::TimedOut => format!(
                 "no answer from {endpoint} in time (is the endpoint right and reachable? --endpoint)"
             ),
+            // Closed or reset depends on timing; the person's answer is the same.
             Transport::Reset => format!(
-                "the connection to {endpoint} broke: {} (is it a Kinesis endpoint? --endpoint)",
-                root_cause(message)
+                "the connection to {endpoint} was closed without an answer (is it a Kinesis endpoint? --endpoint)"
             ),
             Transport::NoCredentials | Transport::Other => format!(
                 "cannot reach {endpoint}: {} (is the endpoint right? --endpoint)",
@@ -293,8 +332,16 @@ mod tests {
         assert!(!Kind::NotFound.transient());
         assert!(Kind::Throttled.transient());
         assert_eq!(
-            root_cause("a: b: Connection refused (os error 111)"),
+            root_cause("a: b: Connection refused (os error 111) [address 127.0.0.1:9]"),
             "Connection refused"
+        );
+        assert_eq!(
+            missing_stream("Stream s under account 000000000000 not found."),
+            Some(("s", None))
+        );
+        assert_eq!(
+            missing_stream("Stream arn arn:aws:kinesis:eu-west-1:0:stream/s not found"),
+            Some(("s", Some("eu-west-1")))
         );
     }
 }
