@@ -112,7 +112,7 @@ impl Instance {
         let log = self.log.clone();
         answer.recv().unwrap_or_else(|_| {
             log.error(
-                "the plugin stopped before this flush ended: chunk left to Fluent Bit's retry",
+                "this flush ended without an answer (the plugin stopped, or the flush failed): chunk left to Fluent Bit's retry",
             );
             FLB_RETRY
         })
@@ -176,6 +176,18 @@ fn run(
             put_wait: Duration::from_millis(settings.sink.record_ttl),
             seeds: AtomicU64::new(seed),
         });
+        // KPL's warm-up, made explicit: records put before the first ListShards answer
+        // cannot be aggregated (they go alone once their RecordMaxBufferedTime passes), and
+        // Fluent Bit flushes its first chunk within 100 ms of Init. Wait for the shard map,
+        // bounded; a stream that cannot be listed yet still starts, with a warning.
+        let wait = Duration::from_millis(settings.sink.request_timeout.min(10_000));
+        if !ctx.sink.wait_for_shard_map(wait).await {
+            log.warn(&format!(
+                "no shard map for stream {} within {} ms: records sent before it comes go unaggregated",
+                settings.stream,
+                wait.as_millis()
+            ));
+        }
         let _ = ready.send(Ok(()));
         log.info(&format!(
             "stream={} aggregation={} record_max_buffered_time={}ms record_ttl={}ms",
@@ -298,6 +310,11 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
                 continue;
             }
         };
+        // The sink's driver runs on this same thread: let it work (answers, deadlines)
+        // while a large chunk is being put.
+        if i % 256 == 255 {
+            tokio::task::yield_now().await;
+        }
         match tokio::time::timeout_at(deadline, ctx.sink.put(record)).await {
             Ok(Ok(p)) => pending.push((i, p)),
             Ok(Err(SinkError::Invalid(e))) => {
