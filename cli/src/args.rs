@@ -345,7 +345,8 @@ pub struct StreamTarget {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
-    /// Errors with their raw code and message too (AWS SDK and connection detail).
+    /// Errors with their raw code and message too (AWS SDK and connection detail); with
+    /// `kpl tail --follow`, a status line on standard error every 10 s.
     #[arg(short, long)]
     pub verbose: bool,
 }

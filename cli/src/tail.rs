@@ -94,6 +94,13 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
             .map_err(|e| CliError::input(e.to_string()))?;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        // With --follow and -v: a status line on standard error every 10 s, from a task of
+        // its own (so that no read is ever interrupted for it).
+        let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let status = (args.follow && target.verbose).then(|| {
+            let printed = printed.clone();
+            tokio::spawn(status_lines(printed, STATUS_EVERY))
+        });
         loop {
             let next = tokio::select! {
                 _ = &mut ctrl_c => break,
@@ -103,6 +110,7 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                 None => break,
                 Some(Ok(record)) => {
                     write_line(out, &TailLine::new(&record))?;
+                    printed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // Line by line when following, so that `| jq` sees records at once.
                     if args.follow {
                         out.flush()?;
@@ -114,9 +122,34 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                 }
             }
         }
+        if let Some(task) = status {
+            task.abort();
+        }
         out.flush()?;
         Ok(())
     })
+}
+
+/// How often `kpl tail --follow -v` says how it goes.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `kpl tail: 1200 records, 35.0/s over the last 10 s` on standard error, every `every`.
+async fn status_lines(
+    printed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    every: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut before = 0;
+    loop {
+        ticks.tick().await;
+        let now = printed.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "kpl tail: {now} records, {:.1}/s over the last {} s",
+            (now - before) as f64 / every.as_secs_f64(),
+            every.as_secs()
+        );
+        before = now;
+    }
 }
 
 #[cfg(test)]
