@@ -30,6 +30,9 @@ fn main() {
         Trial::test("put_stream_in_another_region", put_other_region),
         Trial::test("put_without_credentials", put_without_credentials),
         Trial::test("put_to_a_server_that_is_not_kinesis", put_not_kinesis),
+        Trial::test("put_access_denied", put_access_denied),
+        Trial::test("put_throttled", put_throttled),
+        Trial::test("put_unrecognized_credentials", put_unrecognized_credentials),
         Trial::test("sink_failure_closed_port", sink_failure_closed_port),
         Trial::test("sink_failure_missing_stream", sink_failure_missing_stream),
         Trial::test("source_error_missing_stream", source_error_missing_stream),
@@ -257,5 +260,77 @@ fn source_error_missing_stream() -> Result<(), Failed> {
         return Err(format!("took {:?}", started.elapsed()).into());
     }
     insta::assert_snapshot!("source_error_missing_stream", line);
+    Ok(())
+}
+
+/// A server that answers every request with this Kinesis error (status 400, the JSON body
+/// AWS sends), for the errors kinesis-mock cannot produce; returns its endpoint.
+fn kinesis_error_server(code: &'static str, message: &'static str) -> Result<String, Failed> {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(mut connection) = connection else {
+                continue;
+            };
+            let mut reader = BufReader::new(connection.try_clone().expect("clone"));
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = serde_json::json!({ "__type": code, "message": message }).to_string();
+            let _ = write!(
+                connection,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                 x-amzn-ErrorType: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+fn put_access_denied() -> Result<(), Failed> {
+    let endpoint = kinesis_error_server(
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: \
+         kinesis:DescribeStreamSummary on resource: arn:aws:kinesis:us-east-1:123456789012:stream/s \
+         because no identity-based policy allows the kinesis:DescribeStreamSummary action",
+    )?;
+    let line = fails_fast(put("s", &endpoint, &[]))?;
+    insta::assert_snapshot!("put_access_denied", line);
+    Ok(())
+}
+
+fn put_throttled() -> Result<(), Failed> {
+    let endpoint = kinesis_error_server(
+        "LimitExceededException",
+        "Rate exceeded for stream s under account 123456789012.",
+    )?;
+    let line = fails_fast(put("s", &endpoint, &[]))?;
+    insta::assert_snapshot!("put_throttled", line);
+    Ok(())
+}
+
+fn put_unrecognized_credentials() -> Result<(), Failed> {
+    let endpoint = kinesis_error_server(
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )?;
+    let line = fails_fast(put("s", &endpoint, &[]))?;
+    insta::assert_snapshot!("put_unrecognized_credentials", line);
     Ok(())
 }

@@ -262,9 +262,18 @@ pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> Strin
             ),
         },
         Kind::Throttled => format!(
-            "throttled by Kinesis ({code}){}: {detail} (the stream's shards are at their \
-             write or read limit: add shards or slow down)",
-            stream.map(|s| format!(" on stream \"{s}\"")).unwrap_or_default()
+            "throttled by Kinesis ({code}){}: {detail} ({})",
+            stream.map(|s| format!(" on stream \"{s}\"")).unwrap_or_default(),
+            match code {
+                "ProvisionedThroughputExceededException" => {
+                    "the stream's shards are at their write or read limit: add shards or slow down"
+                }
+                "LimitExceededException" => {
+                    "too many calls of this kind for the stream or the account: retry later, \
+                     or make fewer: fewer clients, longer intervals"
+                }
+                _ => "retry later, or slow down",
+            }
         ),
         Kind::Invalid => match code {
             "ResourceInUseException" => format!(
