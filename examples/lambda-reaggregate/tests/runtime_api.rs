@@ -87,6 +87,10 @@ impl Drop for Emulator {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failure quoted the log's end already.
+        if let Some(dir) = self.log.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
