@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::checkpoint::{CheckpointError, CheckpointStore, MemoryCheckpoints, ShardPosition};
 use super::lineage::{ShardNode, ShardTree};
-use super::records::{user_records, SourceRecord};
+use super::records::{user_records_under, SourceRecord};
 use super::sequence::Checkpoint;
 use crate::aws::{self, with_stream, ClientSettings, Stream};
 
@@ -58,6 +58,9 @@ pub struct SourceConfig {
     pub list_interval: Duration,
     /// Longest backoff after throttling (default 5 s).
     pub max_backoff: Duration,
+    /// How each Kinesis record is deaggregated (default KCL's policy; strict hands a
+    /// defective record over whole, with its defect: [`SourceRecord::defect`]).
+    pub policy: kpl_codec::Policy,
 }
 
 impl Default for SourceConfig {
@@ -70,6 +73,7 @@ impl Default for SourceConfig {
             max_records: 10_000,
             list_interval: Duration::from_secs(10),
             max_backoff: Duration::from_secs(5),
+            policy: kpl_codec::Policy::Kcl,
         }
     }
 }
@@ -769,7 +773,8 @@ impl Source {
         let range = self.config.range_filter.then_some(reader.range);
         for r in output.records() {
             let seq: Arc<str> = Arc::from(r.sequence_number());
-            let mut users = user_records(
+            let mut users = user_records_under(
+                self.config.policy,
                 &reader.shard_id,
                 range,
                 &seq,

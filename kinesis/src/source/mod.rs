@@ -31,5 +31,5 @@ pub use self::checkpoint::{
 #[cfg(feature = "driver")]
 pub use self::driver::{Source, SourceBuilder, SourceConfig, SourceError, StartPosition};
 pub use self::lineage::{ShardNode, ShardTree};
-pub use self::records::{user_records, SourceRecord};
+pub use self::records::{user_records, user_records_under, SourceRecord};
 pub use self::sequence::{compare_sequence_numbers, Checkpoint};

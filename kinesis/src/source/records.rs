@@ -28,6 +28,9 @@ pub struct SourceRecord {
     /// When Kinesis received the Kinesis record holding it (`ApproximateArrivalTimestamp`),
     /// if the answer said.
     pub approximate_arrival: Option<std::time::SystemTime>,
+    /// Under the strict policy only: the defect (with its byte offset) that made this
+    /// Kinesis record undecodable; the record is then handed over whole, as one record.
+    pub defect: Option<String>,
 }
 
 impl SourceRecord {
@@ -59,6 +62,29 @@ pub fn user_records(
     data: &[u8],
     skip: Option<&Checkpoint>,
 ) -> Vec<SourceRecord> {
+    user_records_under(
+        Policy::Kcl,
+        shard_id,
+        range,
+        sequence_number,
+        partition_key,
+        data,
+        skip,
+    )
+}
+
+/// [`user_records`] under a policy: with [`Policy::Strict`], a Kinesis record with any
+/// defect (bad MD5, bad protobuf, a bad index, a hash key outside `range`) is not
+/// deaggregated but handed over whole, as one record carrying the defect.
+pub fn user_records_under(
+    policy: Policy,
+    shard_id: &Arc<str>,
+    range: Option<HashRange>,
+    sequence_number: &Arc<str>,
+    partition_key: &str,
+    data: &[u8],
+    skip: Option<&Checkpoint>,
+) -> Vec<SourceRecord> {
     if let Some(cp) = skip {
         // A whole Kinesis record before the checkpoint: nothing to decode.
         if cp.covers(sequence_number, u64::MAX) {
@@ -66,22 +92,26 @@ pub fn user_records(
         }
     }
     let options = Options {
-        policy: Policy::Kcl,
+        policy,
         verify_md5: true,
         shard_range: range,
     };
-    let Ok(decoded) = deaggregate(data, partition_key.as_bytes(), &options) else {
-        // The KCL policy never fails; keep the record whole if it ever did.
-        return vec![SourceRecord {
-            shard_id: shard_id.clone(),
-            sequence_number: sequence_number.clone(),
-            sub_sequence_number: 0,
-            partition_key: partition_key.to_owned(),
-            explicit_hash_key: None,
-            data: data.to_vec(),
-            aggregated: false,
-            approximate_arrival: None,
-        }];
+    let decoded = match deaggregate(data, partition_key.as_bytes(), &options) {
+        Ok(decoded) => decoded,
+        // Strict: the defect, and the record whole (the KCL policy never fails).
+        Err(e) => {
+            return vec![SourceRecord {
+                shard_id: shard_id.clone(),
+                sequence_number: sequence_number.clone(),
+                sub_sequence_number: 0,
+                partition_key: partition_key.to_owned(),
+                explicit_hash_key: None,
+                data: data.to_vec(),
+                aggregated: false,
+                approximate_arrival: None,
+                defect: Some(e.to_string()),
+            }]
+        }
     };
     decoded
         .filter(|u| skip.is_none_or(|cp| !cp.covers(sequence_number, u.sub_sequence_number)))
@@ -94,6 +124,7 @@ pub fn user_records(
             data: u.data.to_vec(),
             aggregated: u.aggregated,
             approximate_arrival: None,
+            defect: None,
         })
         .collect()
 }
@@ -109,6 +140,31 @@ mod tests {
             assert!(a.add(InputRecord::new(k, d.as_bytes())).unwrap().is_none());
         }
         a.flush().unwrap().data
+    }
+
+    #[test]
+    fn strict_hands_a_defective_aggregate_over_whole_with_its_defect() {
+        let (shard, seq) = (Arc::from("s"), Arc::from("500"));
+        let mut data = aggregate();
+        let last = data.len() - 1;
+        data[last] ^= 1; // the MD5 no longer matches
+        let kcl = user_records(&shard, None, &seq, "a", &data, None);
+        assert_eq!(kcl.len(), 1, "KCL passes it through as one plain record");
+        assert!(kcl[0].defect.is_none());
+        let strict = user_records_under(Policy::Strict, &shard, None, &seq, "a", &data, None);
+        assert_eq!(strict.len(), 1);
+        assert_eq!(strict[0].data, data);
+        assert!(
+            strict[0]
+                .defect
+                .as_deref()
+                .is_some_and(|d| d.contains("MD5")),
+            "{:?}",
+            strict[0].defect
+        );
+        let fine = user_records_under(Policy::Strict, &shard, None, &seq, "a", &aggregate(), None);
+        assert_eq!(fine.len(), 3);
+        assert!(fine.iter().all(|r| r.defect.is_none()));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub fn pack_event(p: &mut Packer, record: &SourceRecord, format: Format, metadat
         }
     }
     p.str(metadata_key.as_bytes());
-    p.map(5);
+    p.map(if record.defect.is_some() { 6 } else { 5 });
     p.str(b"partition_key");
     p.str(record.partition_key.as_bytes());
     p.str(b"explicit_hash_key");
@@ -56,6 +56,10 @@ pub fn pack_event(p: &mut Packer, record: &SourceRecord, format: Format, metadat
     p.str(record.sequence_number.as_bytes());
     p.str(b"sub_sequence_number");
     p.uint(record.sub_sequence_number);
+    if let Some(defect) = &record.defect {
+        p.str(b"defect");
+        p.str(defect.as_bytes());
+    }
 }
 
 /// JSON nesting deeper than this is written as its JSON text (serde_json's own parser
@@ -111,6 +115,7 @@ mod tests {
             approximate_arrival: Some(
                 SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250),
             ),
+            defect: None,
         }
     }
 
@@ -143,6 +148,23 @@ mod tests {
         assert_eq!(field(meta, "shard_id"), &Mp::Str(b"shardId-000000000001"));
         assert_eq!(field(meta, "sub_sequence_number"), &Mp::Uint(3));
         assert_eq!(field(meta, "explicit_hash_key"), &Mp::Nil);
+    }
+
+    #[test]
+    fn a_defective_record_under_strict_carries_its_defect() {
+        let mut r = record(b"\xf3\x89\x9a\xc2garbage");
+        r.defect = Some("bad MD5 at byte 11".into());
+        let mut p = Packer::new();
+        pack_event(&mut p, &r, Format::Json, "kinesis");
+        let e = events(&p.buf).next().unwrap().unwrap();
+        assert_eq!(
+            field(&e.record, "data"),
+            &Mp::Str(b"\xf3\x89\x9a\xc2garbage")
+        );
+        assert_eq!(
+            field(field(&e.record, "kinesis"), "defect"),
+            &Mp::Str(b"bad MD5 at byte 11")
+        );
     }
 
     #[test]

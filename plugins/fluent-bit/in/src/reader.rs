@@ -37,6 +37,7 @@ struct Shared {
     stopping: Notify,
     read: AtomicU64,
     handed: AtomicU64,
+    defects: AtomicU64,
 }
 
 /// A running input instance.
@@ -67,6 +68,7 @@ impl Input {
             stopping: Notify::new(),
             read: AtomicU64::new(0),
             handed: AtomicU64::new(0),
+            defects: AtomicU64::new(0),
         });
         let (commits, commits_rx) = mpsc::unbounded_channel();
         let thread_shared = shared.clone();
@@ -206,6 +208,7 @@ fn read(
                     start: settings.start.clone(),
                     follow: true,
                     poll_interval: settings.poll_interval,
+                    policy: settings.policy,
                     ..SourceConfig::default()
                 });
             builder = if settings.stream.starts_with("arn:") {
@@ -248,6 +251,15 @@ fn read(
                 match next {
                     Some(Ok(r)) => {
                         shared.read.fetch_add(1, Ordering::Relaxed);
+                        if let Some(defect) = &r.defect {
+                            let n = shared.defects.fetch_add(1, Ordering::Relaxed) + 1;
+                            if n <= 5 || n.is_multiple_of(100) {
+                                log.warn(&format!(
+                                    "strict policy: Kinesis record {} of {} handed over whole ({n} so far): {defect}",
+                                    r.sequence_number, r.shard_id
+                                ));
+                            }
+                        }
                         if let Ok(mut q) = shared.queue.lock() {
                             q.bytes += size(&r);
                             q.records.push_back(r);

@@ -37,6 +37,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Most bytes of user records read ahead of Fluent Bit.
     pub buffer_bytes: usize,
+    /// How Kinesis records are deaggregated.
+    pub policy: kpl_codec::Policy,
 }
 
 /// Properties of other Kinesis plugins users may write here by mistake.
@@ -131,11 +133,20 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
             .map_err(|e| err("buffer_size", e))
             .and_then(|n| usize::try_from(n).map_err(|_| err("buffer_size", "too large".into())))?,
     };
-    if let Some(v) = prop("policy") {
-        if !v.eq_ignore_ascii_case("kcl") {
-            return Err(err("policy", format!("only kcl is supported (got {v:?})")));
+    let policy = match prop("policy")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("kcl") => kpl_codec::Policy::Kcl,
+        Some("strict") => kpl_codec::Policy::Strict,
+        Some(other) => {
+            return Err(err(
+                "policy",
+                format!("expected kcl or strict, got {other:?}"),
+            ))
         }
-    }
+    };
     Ok(Settings {
         stream,
         region: prop("region").unwrap_or_default(),
@@ -146,6 +157,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
         metadata_key: prop("metadata_key").unwrap_or_else(|| "kinesis".into()),
         poll_interval,
         buffer_bytes,
+        policy,
     })
 }
 
