@@ -16,9 +16,11 @@
 //! batch `b` is due at `b * BATCH / R` seconds after the start and a client that falls
 //! behind sends at once; `--rate 0` sends as fast as the answers come. The records a
 //! PutRecords answer says failed are sent again after an exponential backoff with jitter
-//! (100 ms doubling, at most 2 s), and so is a whole batch whose call failed (after the
-//! SDK's own retries: standard mode, 3 attempts), as an SDK user would, until they are
-//! stored or DEADLINE seconds have passed. Every call's latency (from the moment it is
+//! (100 ms doubling, at most 2 s), and so is a whole batch whose call failed with a
+//! throttling, server or transport error (after the SDK's own retries: standard mode, 3
+//! attempts), as an SDK user would, until they are stored or DEADLINE seconds have passed;
+//! any other error gives the batch up. Like Vector's healthcheck, `put` first calls
+//! DescribeStream (limit 1) and stops if that fails. Every call's latency (from the moment it is
 //! sent to its answer, the SDK's retries included) is kept (`--calls FILE` writes them, one
 //! line per call in answer order). Prints one JSON object: calls,
 //! retries, failures by error code, latency percentiles (ms), wall time, records given up.
@@ -193,6 +195,20 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn put(args: &Args) -> Result<String, Error> {
     let batches = args.records.div_ceil(args.batch);
     let tally = Arc::new(Mutex::new(Tally::default()));
+    // Vector's healthcheck: DescribeStream (limit 1) before any put; stop at once if it fails.
+    client(&args.endpoint)
+        .describe_stream()
+        .stream_name(&args.stream)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeStream {}: {}",
+                args.stream,
+                aws_sdk_kinesis::error::DisplayErrorContext(&e)
+            )
+        })?;
     let start = Instant::now();
     let deadline = start + args.deadline;
     let mut tasks = Vec::new();
@@ -285,7 +301,27 @@ async fn put(args: &Args) -> Result<String, Error> {
                                 },
                                 str::to_owned,
                             );
+                            // What an SDK user retries: throttling, server errors and
+                            // transport failures (no code); anything else is final.
+                            let retryable = e.code().is_none_or(|c| {
+                                matches!(
+                                    c,
+                                    "ProvisionedThroughputExceededException"
+                                        | "KMSThrottlingException"
+                                        | "LimitExceededException"
+                                        | "ThrottlingException"
+                                        | "InternalFailure"
+                                        | "InternalFailureException"
+                                        | "ServiceUnavailable"
+                                        | "ServiceUnavailableException"
+                                        | "RequestTimeout"
+                                )
+                            });
                             *t.call_errors.entry(code).or_default() += 1;
+                            if !retryable {
+                                t.records_given_up += pending.len() as u64;
+                                pending.clear();
+                            }
                         }
                     }
                 }
