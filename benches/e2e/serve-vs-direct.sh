@@ -86,6 +86,7 @@ m1=$(cpu "$E2E_MOCK"); s1=$(cpu "$SERVE")
 curl -sf --max-time 10 "$URL/metrics" > "$WORK/serve.metrics" || true
 kill -TERM "$SERVE"
 for i in $(seq 1 600); do kill -0 "$SERVE" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVE" 2>/dev/null && { echo "kpl serve still running 60 s after SIGTERM: killed"; kill -KILL "$SERVE"; }
 wait "$SERVE" 2>/dev/null || echo "kpl serve exit status $?"
 SERVE=
 echo "{\"mock_cpu_s\": $(minus "$m1" "$m0"), \"serve_cpu_s\": $(minus "$s1" "$s0"), \"serve_cpu_total_s\": $s1}" > "$WORK/serve.cpu.json"
