@@ -45,9 +45,9 @@ impl Metrics {
 
     /// Records one put request's latency (receipt to answer).
     pub fn observe_put(&self, latency: Duration) {
-        let ms = latency.as_millis() as u64;
+        let micros = latency.as_micros();
         for (bound, bucket) in BUCKETS_MS.iter().zip(&self.latency_buckets) {
-            if ms <= *bound {
+            if micros <= u128::from(*bound) * 1_000 {
                 add(bucket, 1);
             }
         }

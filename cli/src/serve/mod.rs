@@ -56,6 +56,9 @@ struct Server {
     config: Config,
     sdk: aws_config::SdkConfig,
     sinks: Mutex<HashMap<StreamRef, Arc<Sink>>>,
+    /// One gate per stream whose sink is being made, so that a burst of first requests
+    /// makes one sink (one DescribeStreamSummary, one ListShards), not one each.
+    making: Mutex<HashMap<StreamRef, Arc<Mutex<()>>>>,
     forwarder: Forwarder,
     metrics: Metrics,
     admission_wait: Duration,
@@ -126,6 +129,7 @@ async fn serve(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Stop> {
         config,
         sdk,
         sinks: Mutex::new(HashMap::new()),
+        making: Mutex::new(HashMap::new()),
         forwarder,
         metrics: Metrics::default(),
     });
@@ -398,6 +402,28 @@ async fn sink_for(server: &Server, stream: &StreamRef) -> Result<Arc<Sink>, ApiE
     if let Some(sink) = server.sinks.lock().await.get(stream) {
         return Ok(sink.clone());
     }
+    let gate = server
+        .making
+        .lock()
+        .await
+        .entry(stream.clone())
+        .or_default()
+        .clone();
+    let made = {
+        let _making = gate.lock().await;
+        // (The sinks' lock must be released before making one, which takes it again.)
+        let existing = server.sinks.lock().await.get(stream).cloned();
+        match existing {
+            Some(sink) => Ok(sink),
+            None => make_sink(server, stream).await,
+        }
+    };
+    server.making.lock().await.remove(stream);
+    made
+}
+
+/// Makes a stream's sink, once the upstream says the stream exists, and keeps it.
+async fn make_sink(server: &Server, stream: &StreamRef) -> Result<Arc<Sink>, ApiError> {
     // Ask the upstream first, so that a stream that does not exist gets Kinesis's own
     // answer at once, instead of records that expire.
     let body = match stream {
@@ -448,8 +474,6 @@ async fn sink_for(server: &Server, stream: &StreamRef) -> Result<Arc<Sink>, ApiE
             "kpl: no shard map for {stream:?} within {wait:?}: its first records go unaggregated"
         );
     }
-    // Another request may have made one meanwhile: the first one stays (this one is
-    // empty; dropping it ends its task).
     let mut sinks = server.sinks.lock().await;
     Ok(sinks.entry(stream.clone()).or_insert(sink).clone())
 }
