@@ -1,28 +1,4 @@
 //! Aggregation: user records in, the Kinesis records Java KPL would put out, byte for byte.
-//!
-//! The [`Aggregator`] reproduces KPL's reducer for one shard: records are added in order;
-//! after each add it flushes when the count reaches `max_count` or KPL's *estimated* size
-//! reaches `max_size`; a flush emits the longest prefix whose *accurate* size and count
-//! are within the limits (at least one record) and keeps the rest, in order, for the next
-//! Kinesis record. A lone record goes out raw. Size bookkeeping is O(1) per record and the
-//! output is written once, into one buffer, with one MD5 over the protobuf.
-//!
-//! ```
-//! use kpl_codec::{Aggregator, AggregatorConfig, InputRecord};
-//!
-//! let mut aggregator = Aggregator::new(AggregatorConfig::default())?;
-//! assert!(aggregator.add(InputRecord::new("a", b"x"))?.is_none());
-//! assert!(aggregator.add(InputRecord::new("b", b"yz").with_explicit_hash_key("123"))?.is_none());
-//! assert!(aggregator.add(InputRecord::new("a", b""))?.is_none());
-//! let out: Vec<_> = aggregator.drain().collect();
-//! // The worked example of the format notes: 54 bytes, outer key "a",
-//! // explicit hash key = the first record's hash key.
-//! assert_eq!(out.len(), 1);
-//! assert_eq!(out[0].data.len(), 54);
-//! assert_eq!(out[0].partition_key, "a");
-//! assert_eq!(out[0].explicit_hash_key, kpl_codec::hash_key(b"a").to_string());
-//! # Ok::<(), kpl_codec::EncodeError>(())
-//! ```
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -36,11 +12,6 @@ use crate::hash_key::{
 };
 use crate::wire::{len_field_size, put_varint, varint_len};
 use crate::{FRAME_OVERHEAD, MAGIC};
-
-/// Largest `max_size` and `max_record_size` accepted: 10 MiB.
-pub const MAX_LIMIT: usize = 10 * 1024 * 1024;
-/// Smallest `max_size` and `max_record_size` accepted.
-pub const MIN_LIMIT: usize = 64;
 
 /// Limits of an [`Aggregator`], with KPL's names and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,9 +37,14 @@ impl Default for AggregatorConfig {
 }
 
 impl AggregatorConfig {
+    /// Largest `max_size` and `max_record_size` accepted: 10 MiB.
+    pub const MAX_LIMIT: usize = 10 * 1024 * 1024;
+    /// Smallest `max_size` and `max_record_size` accepted.
+    pub const MIN_LIMIT: usize = 64;
+
     /// Checks every limit against its allowed range.
     pub fn validate(&self) -> Result<(), EncodeError> {
-        if !(MIN_LIMIT..=MAX_LIMIT).contains(&self.max_size) {
+        if !(Self::MIN_LIMIT..=Self::MAX_LIMIT).contains(&self.max_size) {
             return Err(EncodeError::InvalidMaxSize {
                 value: self.max_size as u64,
             });
@@ -78,7 +54,7 @@ impl AggregatorConfig {
                 value: self.max_count,
             });
         }
-        if !(MIN_LIMIT..=MAX_LIMIT).contains(&self.max_record_size) {
+        if !(Self::MIN_LIMIT..=Self::MAX_LIMIT).contains(&self.max_record_size) {
             return Err(EncodeError::InvalidMaxRecordSize {
                 value: self.max_record_size as u64,
             });
@@ -112,6 +88,24 @@ impl<'a> InputRecord<'a> {
     pub const fn with_explicit_hash_key(mut self, explicit_hash_key: &'a str) -> Self {
         self.explicit_hash_key = Some(explicit_hash_key);
         self
+    }
+
+    /// The hash key that decides the record's shard: the value of its explicit hash key
+    /// when it has one, else the MD5 of its partition key. Fails when the explicit hash
+    /// key is not valid (what [`Aggregator::add`] would refuse it for).
+    ///
+    /// ```
+    /// use kpl_codec::{hash_key, InputRecord};
+    ///
+    /// assert_eq!(InputRecord::new("a", b"x").hash_key(), Ok(hash_key(b"a")));
+    /// assert_eq!(InputRecord::new("a", b"x").with_explicit_hash_key("007").hash_key(), Ok(7));
+    /// assert!(InputRecord::new("a", b"x").with_explicit_hash_key("-1").hash_key().is_err());
+    /// ```
+    pub fn hash_key(&self) -> Result<u128, EncodeError> {
+        match self.explicit_hash_key {
+            Some(text) => parse_explicit_hash_key(text),
+            None => Ok(hash_key(self.partition_key.as_bytes())),
+        }
     }
 }
 
@@ -363,7 +357,32 @@ impl Container {
     }
 }
 
-/// KPL's aggregation for one shard (see the [module docs](self)).
+/// KPL's aggregation for one shard: user records in, the Kinesis records Java KPL would
+/// put out, byte for byte.
+///
+/// It reproduces KPL's reducer: records are added in order;
+/// after each add it flushes when the count reaches `max_count` or KPL's *estimated* size
+/// reaches `max_size`; a flush emits the longest prefix whose *accurate* size and count
+/// are within the limits (at least one record) and keeps the rest, in order, for the next
+/// Kinesis record. A lone record goes out raw. Size bookkeeping is O(1) per record and the
+/// output is written once, into one buffer, with one MD5 over the protobuf.
+///
+/// ```
+/// use kpl_codec::{Aggregator, AggregatorConfig, InputRecord};
+///
+/// let mut aggregator = Aggregator::new(AggregatorConfig::default())?;
+/// assert!(aggregator.add(InputRecord::new("a", b"x"))?.is_none());
+/// assert!(aggregator.add(InputRecord::new("b", b"yz").with_explicit_hash_key("123"))?.is_none());
+/// assert!(aggregator.add(InputRecord::new("a", b""))?.is_none());
+/// let out: Vec<_> = aggregator.drain().collect();
+/// // The worked example of the format notes: 54 bytes, outer key "a",
+/// // explicit hash key = the first record's hash key.
+/// assert_eq!(out.len(), 1);
+/// assert_eq!(out[0].data.len(), 54);
+/// assert_eq!(out[0].partition_key, "a");
+/// assert_eq!(out[0].explicit_hash_key, kpl_codec::hash_key(b"a").to_string());
+/// # Ok::<(), kpl_codec::EncodeError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Aggregator {
     config: AggregatorConfig,
@@ -623,7 +642,7 @@ mod tests {
     fn config_ranges() {
         assert!(Aggregator::new(config(63, 1)).is_err());
         assert!(Aggregator::new(config(64, 1)).is_ok());
-        assert!(Aggregator::new(config(MAX_LIMIT + 1, 1)).is_err());
+        assert!(Aggregator::new(config(AggregatorConfig::MAX_LIMIT + 1, 1)).is_err());
         assert!(Aggregator::new(config(1000, 0)).is_err());
     }
 }

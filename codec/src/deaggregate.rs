@@ -1,19 +1,4 @@
 //! Deaggregation: one Kinesis record's data in, user records out, under a [`Policy`].
-//!
-//! ```
-//! use kpl_codec::{deaggregate, HashRange, Options, Verdict};
-//!
-//! // A record without the magic is a plain record under both policies.
-//! let mut records = deaggregate(b"just bytes", b"pk", &Options::strict())?;
-//! assert!(matches!(records.verdict(), Verdict::Plain(_)));
-//! let only = records.next().unwrap();
-//! assert_eq!((only.data, only.aggregated, only.sub_sequence_number), (&b"just bytes"[..], false, 0));
-//!
-//! // A shard's range can be applied, all-or-nothing as KCL does.
-//! let options = Options::kcl().with_shard_range(HashRange::new(0, 1));
-//! assert_eq!(deaggregate(b"plain", b"pk", &options)?.count(), 1); // plain records are never filtered
-//! # Ok::<(), kpl_codec::DecodeError>(())
-//! ```
 
 use alloc::vec::Vec;
 
@@ -122,7 +107,7 @@ pub enum Verdict {
 /// bytes are valid UTF-8.
 ///
 /// ```
-/// use kpl_codec::deaggregate::kcl_text;
+/// use kpl_codec::kcl_text;
 /// assert_eq!(kcl_text(b"key"), "key");
 /// assert_eq!(kcl_text(&[0xED, 0xA0, 0x80]), "\u{FFFD}");
 /// assert_eq!(kcl_text(&[b'a', 0xFF, b'b']), "a\u{FFFD}b");
@@ -296,6 +281,21 @@ fn resolve<'a>(
 /// `partition_key` is the Kinesis record's own partition key, returned with the data when
 /// the record is plain. Under [`Policy::Kcl`] this never fails; under [`Policy::Strict`]
 /// it fails on the first defect after the magic. The returned iterator does not allocate.
+///
+/// ```
+/// use kpl_codec::{deaggregate, HashRange, Options, Verdict};
+///
+/// // A record without the magic is a plain record under both policies.
+/// let mut records = deaggregate(b"just bytes", b"pk", &Options::strict())?;
+/// assert!(matches!(records.verdict(), Verdict::Plain(_)));
+/// let only = records.next().unwrap();
+/// assert_eq!((only.data, only.aggregated, only.sub_sequence_number), (&b"just bytes"[..], false, 0));
+///
+/// // A shard's range can be applied, all-or-nothing as KCL does.
+/// let options = Options::kcl().with_shard_range(HashRange::new(0, 1));
+/// assert_eq!(deaggregate(b"plain", b"pk", &options)?.count(), 1); // plain records are never filtered
+/// # Ok::<(), kpl_codec::DecodeError>(())
+/// ```
 pub fn deaggregate<'a>(
     data: &'a [u8],
     partition_key: &'a [u8],

@@ -1,4 +1,5 @@
-//! The two error enums of the codec: one for decoding, one for encoding.
+//! The error types of the codec: one enum for decoding, one for encoding, and one for
+//! reading a hash range from text.
 
 use core::fmt;
 
@@ -313,3 +314,53 @@ impl fmt::Display for EncodeError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for EncodeError {}
+
+/// Why a text is not a hash range `START-END` (two decimal hash keys, `START <= END`), as
+/// [`HashRange`](crate::HashRange)'s `FromStr` reads it.
+///
+/// Offsets are byte offsets into the whole text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HashRangeError {
+    /// There is no `-` between START and END.
+    MissingDash,
+    /// START is not 1 or more ASCII digits with a value of at most 2^128 - 1.
+    InvalidStart {
+        /// Offset of the first offending character (the dash when START is empty or too
+        /// large).
+        offset: usize,
+    },
+    /// END is not 1 or more ASCII digits with a value of at most 2^128 - 1.
+    InvalidEnd {
+        /// Offset of the first offending character (the text's length when END is empty
+        /// or too large).
+        offset: usize,
+    },
+    /// START is greater than END.
+    StartAfterEnd {
+        /// The value of START.
+        start: u128,
+        /// The value of END.
+        end: u128,
+    },
+}
+
+impl fmt::Display for HashRangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HashRangeError::MissingDash => f.write_str("no '-' between START and END"),
+            HashRangeError::InvalidStart { offset } => {
+                write!(f, "START is not a decimal hash key (at byte {offset})")
+            }
+            HashRangeError::InvalidEnd { offset } => {
+                write!(f, "END is not a decimal hash key (at byte {offset})")
+            }
+            HashRangeError::StartAfterEnd { start, end } => {
+                write!(f, "START {start} is greater than END {end}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for HashRangeError {}

@@ -7,10 +7,13 @@
 //! assert_eq!(parse_explicit_hash_key("000123"), Ok(123));
 //! assert!(parse_explicit_hash_key("+1").is_err());
 //! assert!(HashRange::FULL.contains(u128::MAX));
+//! assert_eq!("0-1000".parse(), Ok(HashRange::new(0, 1000)));
 //! ```
 
-use crate::deaggregate::UserRecord;
-use crate::error::EncodeError;
+use core::fmt;
+use core::str::FromStr;
+
+use crate::error::{EncodeError, HashRangeError};
 
 /// The hash key Kinesis derives from a partition key: the MD5 of its UTF-8 bytes, read as
 /// an unsigned big-endian 128-bit integer.
@@ -24,7 +27,7 @@ pub fn hash_key(partition_key: &[u8]) -> u128 {
 /// `new String(bytes, UTF_8)` replaces it (an encoded surrogate `ED A0 80` is ONE U+FFFD).
 ///
 /// ```
-/// use kpl_codec::hash_key::{hash_key, kcl_hash_key};
+/// use kpl_codec::{hash_key, kcl_hash_key};
 /// assert_eq!(kcl_hash_key(b"abcd"), hash_key(b"abcd"));
 /// assert_eq!(kcl_hash_key(&[0xED, 0xA0, 0x80]), hash_key("\u{FFFD}".as_bytes()));
 /// ```
@@ -84,7 +87,7 @@ pub(crate) fn canonical_decimal(text: &[u8]) -> &[u8] {
 ///
 /// ```
 /// let mut buf = [0u8; 39];
-/// assert_eq!(kpl_codec::hash_key::write_decimal(u128::MAX, &mut buf),
+/// assert_eq!(kpl_codec::write_decimal(u128::MAX, &mut buf),
 ///            "340282366920938463463374607431768211455");
 /// ```
 pub fn write_decimal(mut value: u128, buf: &mut [u8; 39]) -> &str {
@@ -99,13 +102,6 @@ pub fn write_decimal(mut value: u128, buf: &mut [u8; 39]) -> &str {
     }
     // Only ASCII digits were written.
     core::str::from_utf8(&buf[start..]).unwrap_or("0")
-}
-
-/// The hash key that decides a user record's shard: its explicit hash key when it has
-/// one, else the MD5 of its partition key (for keys that are not valid UTF-8, of the key
-/// after the lossy UTF-8 decoding Java applies, as KCL computes it).
-pub fn effective_hash_key(record: &UserRecord<'_>) -> u128 {
-    record.hash_key()
 }
 
 /// An inclusive range of hash keys, such as a shard's `[StartingHashKey, EndingHashKey]`.
@@ -132,6 +128,53 @@ impl HashRange {
     /// Whether `key` lies in the range.
     pub const fn contains(&self, key: u128) -> bool {
         self.start <= key && key <= self.end
+    }
+}
+
+/// Reads `START-END`: two decimal hash keys as [`parse_explicit_hash_key`] accepts them
+/// (leading zeros allowed; no sign, no spaces), joined by one `-`, with `START <= END`.
+/// This is how a shard's range is written on a command line or in a setting.
+///
+/// ```
+/// use kpl_codec::{HashRange, HashRangeError};
+///
+/// let range: HashRange = "007-340282366920938463463374607431768211455".parse()?;
+/// assert_eq!(range, HashRange::new(7, u128::MAX));
+/// assert_eq!("5-3".parse::<HashRange>(), Err(HashRangeError::StartAfterEnd { start: 5, end: 3 }));
+/// assert_eq!("1-2-3".parse::<HashRange>(), Err(HashRangeError::InvalidEnd { offset: 3 }));
+/// # Ok::<(), HashRangeError>(())
+/// ```
+impl FromStr for HashRange {
+    type Err = HashRangeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (start, end) = text.split_once('-').ok_or(HashRangeError::MissingDash)?;
+        let start = parse_explicit_hash_key(start).map_err(|e| HashRangeError::InvalidStart {
+            offset: key_offset(e),
+        })?;
+        let end_at = text.len() - end.len();
+        let end = parse_explicit_hash_key(end).map_err(|e| HashRangeError::InvalidEnd {
+            offset: end_at + key_offset(e),
+        })?;
+        if start > end {
+            return Err(HashRangeError::StartAfterEnd { start, end });
+        }
+        Ok(HashRange::new(start, end))
+    }
+}
+
+/// The offset in the key text of a [`parse_explicit_hash_key`] error.
+fn key_offset(error: EncodeError) -> usize {
+    match error {
+        EncodeError::InvalidExplicitHashKey { offset } => offset,
+        _ => 0,
+    }
+}
+
+/// Writes `START-END` in canonical decimal, the text [`HashRange`]'s `FromStr` reads back.
+impl fmt::Display for HashRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
     }
 }
 
@@ -195,6 +238,50 @@ mod tests {
                 assert_eq!(canonical_decimal(case.as_bytes()), v.to_string().as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn hash_ranges_from_text() {
+        let ok = |text: &str| text.parse::<HashRange>();
+        assert_eq!(ok("0-0"), Ok(HashRange::new(0, 0)));
+        assert_eq!(ok("00-010"), Ok(HashRange::new(0, 10)));
+        let full = alloc::format!("0-{}", u128::MAX);
+        assert_eq!(ok(&full), Ok(HashRange::FULL));
+        // Each defect, with the byte it is at in the whole text.
+        let cases: [(&str, HashRangeError); 12] = [
+            ("", HashRangeError::MissingDash),
+            ("1", HashRangeError::MissingDash),
+            ("-1", HashRangeError::InvalidStart { offset: 0 }),
+            ("1-", HashRangeError::InvalidEnd { offset: 2 }),
+            ("a-b", HashRangeError::InvalidStart { offset: 0 }),
+            ("12-3b", HashRangeError::InvalidEnd { offset: 4 }),
+            ("1-2-3", HashRangeError::InvalidEnd { offset: 3 }),
+            ("+1-2", HashRangeError::InvalidStart { offset: 0 }),
+            ("1 - 2", HashRangeError::InvalidStart { offset: 1 }),
+            (" 1-2", HashRangeError::InvalidStart { offset: 0 }),
+            (
+                "340282366920938463463374607431768211456-0",
+                HashRangeError::InvalidStart { offset: 39 },
+            ),
+            ("2-1", HashRangeError::StartAfterEnd { start: 2, end: 1 }),
+        ];
+        for (text, error) in cases {
+            assert_eq!(ok(text), Err(error), "{text:?}");
+        }
+        let over = "0-340282366920938463463374607431768211456";
+        assert_eq!(ok(over), Err(HashRangeError::InvalidEnd { offset: 41 }));
+    }
+
+    #[test]
+    fn hash_ranges_print_as_they_parse() {
+        for range in [
+            HashRange::new(0, 0),
+            HashRange::new(7, 1000),
+            HashRange::FULL,
+        ] {
+            assert_eq!(range.to_string().parse(), Ok(range));
+        }
+        assert_eq!(HashRange::new(7, 1000).to_string(), "7-1000");
     }
 
     #[test]

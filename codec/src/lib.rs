@@ -46,20 +46,21 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-pub mod aggregate;
-pub mod deaggregate;
+// Each item has one path: the root for the main API, `view` for the parsed structure.
+mod aggregate;
+mod deaggregate;
 mod error;
-pub mod hash_key;
+mod hash_key;
 mod java;
 pub mod view;
 mod wire;
 
 pub use aggregate::{Aggregator, AggregatorConfig, InputRecord, KinesisRecord};
 pub use deaggregate::{
-    deaggregate, Deaggregated, Options, PlainReason, Policy, UserRecord, Verdict,
+    deaggregate, kcl_text, Deaggregated, Options, PlainReason, Policy, UserRecord, Verdict,
 };
-pub use error::{DecodeError, EncodeError};
-pub use hash_key::{effective_hash_key, hash_key, parse_explicit_hash_key, HashRange};
+pub use error::{DecodeError, EncodeError, HashRangeError};
+pub use hash_key::{hash_key, kcl_hash_key, parse_explicit_hash_key, write_decimal, HashRange};
 
 /// The four bytes that start every aggregated record.
 pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];

@@ -231,7 +231,7 @@ fn judge_decode(answer: &Answer, expected: &DecodeExpected) -> Result<(), String
                 // of a key that is not UTF-8: compare with the one KCL gives (Java's).
                 let lossy_ok = g.get("partition_key").is_some()
                     && std::str::from_utf8(&e.partition_key).is_err()
-                    && pk == kpl_codec::deaggregate::kcl_text(&e.partition_key).as_bytes();
+                    && pk == kpl_codec::kcl_text(&e.partition_key).as_bytes();
                 if pk != e.partition_key && !lossy_ok {
                     return Err(format!(
                         "user record {i}: partition key {:?}, expected {:?}",

@@ -170,7 +170,10 @@ impl ShardedAggregator {
     /// Adds a user record to its shard's aggregator; returns the Kinesis record that
     /// aggregator emits, if the add reached a limit. A refused record changes nothing.
     pub fn add(&mut self, record: InputRecord<'_>) -> Result<Option<KinesisRecord>, ShardedError> {
-        let key = effective_hash_key(&record, self.aggregators.first())?;
+        if let Some(aggregator) = self.aggregators.first() {
+            aggregator.check(&record)?;
+        }
+        let key = record.hash_key()?;
         let shard = shard_of(&self.layout, key).ok_or(ShardedError::NoShard { hash_key: key })?;
         match self.aggregators.get_mut(shard) {
             Some(aggregator) => Ok(aggregator.add(record)?),
@@ -184,20 +187,6 @@ impl ShardedAggregator {
             .iter_mut()
             .flat_map(|a| a.drain().collect::<Vec<_>>())
             .collect()
-    }
-}
-
-/// The hash key that routes `record`, after checking it the way `aggregator` would.
-fn effective_hash_key(
-    record: &InputRecord<'_>,
-    aggregator: Option<&Aggregator>,
-) -> Result<u128, ShardedError> {
-    if let Some(aggregator) = aggregator {
-        aggregator.check(record)?;
-    }
-    match record.explicit_hash_key {
-        Some(text) => Ok(parse_explicit_hash_key(text)?),
-        None => Ok(hash_key(record.partition_key.as_bytes())),
     }
 }
 

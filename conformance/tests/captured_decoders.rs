@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use kpl_codec::deaggregate::kcl_text;
+use kpl_codec::kcl_text;
 use kpl_codec::{deaggregate, Policy};
 use kpl_conformance::capture::{self, Capture};
 use kpl_vectors::{Case, DecodeCase, Vector};

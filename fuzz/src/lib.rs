@@ -3,7 +3,7 @@
 
 use arbitrary::Arbitrary;
 use kpl_codec::{
-    deaggregate, hash_key::write_decimal, parse_explicit_hash_key, AggregatorConfig, HashRange,
+    deaggregate, parse_explicit_hash_key, write_decimal, AggregatorConfig, HashRange,
     Options, Verdict,
 };
 use kpl_oracle::differential::check_strict;

@@ -89,12 +89,12 @@ impl<'a> LambdaUserRecord<'a> {
     /// The partition key as KCL hands it to the application: Java's lossy UTF-8 decoding,
     /// borrowed when the bytes are valid UTF-8.
     pub fn partition_key_text(&self) -> Cow<'a, str> {
-        kpl_codec::deaggregate::kcl_text(self.partition_key)
+        kpl_codec::kcl_text(self.partition_key)
     }
 
     /// The explicit hash key as text (lossily decoded, like the partition key), if any.
     pub fn explicit_hash_key_text(&self) -> Option<Cow<'a, str>> {
-        self.explicit_hash_key.map(kpl_codec::deaggregate::kcl_text)
+        self.explicit_hash_key.map(kpl_codec::kcl_text)
     }
 
     /// The effective hash key: the explicit hash key's value, or the MD5 of the partition

@@ -1133,7 +1133,7 @@ fn take_krec(rec: KinesisRecord, pending: &mut VecDeque<Meta>, epoch: u64, now: 
 /// A user record sent alone, as KPL sends it: its own key, its hash key always explicit.
 fn raw_krec(record: UserRecord, meta: Meta, epoch: u64) -> KRec {
     let mut buf = [0u8; 39];
-    let ehk = kpl_codec::hash_key::write_decimal(meta.hash_key, &mut buf).to_owned();
+    let ehk = kpl_codec::write_decimal(meta.hash_key, &mut buf).to_owned();
     KRec {
         partition_key: record.partition_key,
         explicit_hash_key: ehk,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kpl_codec::deaggregate::kcl_text;
+use kpl_codec::kcl_text;
 use kpl_codec::{deaggregate, HashRange, Options, Policy};
 
 use super::sequence::Checkpoint;
