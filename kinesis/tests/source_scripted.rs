@@ -463,6 +463,8 @@ fn fast_config() -> SourceConfig {
     SourceConfig {
         poll_interval: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
+        // One call at a time: the scripted call sequences below are exact.
+        max_in_flight: 1,
         ..SourceConfig::default()
     }
 }
