@@ -3,12 +3,17 @@
 //! differs from the expectation in either direction is unexpected.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::report::Report;
 
 /// Expected failures and their reasons.
 pub type Expectations = BTreeMap<String, String>;
+
+/// `conformance/expectations` of this source tree.
+pub fn default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("expectations")
+}
 
 /// Loads an expectations file; a missing file means "everything passes".
 pub fn load(path: &Path) -> Result<Expectations, String> {

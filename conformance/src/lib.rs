@@ -3,9 +3,11 @@
 //! Checks implementations of the KPL aggregated record format against the golden vectors
 //! of `kpl-vectors`, and renders the results as a compatibility matrix.
 //!
-//! Today the only implementation is the built-in one, kpl-codec, under both of its
-//! deaggregation policies ([`builtin`]); adapters for other implementations plug into the
-//! same [`Outcome`] and [`Report`] types.
+//! The built-in implementation, kpl-codec under both of its deaggregation policies
+//! ([`builtin`]), and implementations behind adapters ([`peer`], `conformance/PROTOCOL.md`)
+//! give the same [`Outcome`] and [`Report`] types. [`run`] makes whole runs as
+//! `kpl conformance` does: the matrix with adapters, their expectations and stored
+//! captures; decoder captures; timing.
 //!
 //! ```
 //! let vectors = kpl_vectors::load_all()?;
@@ -23,6 +25,7 @@ pub mod capture;
 pub mod expectations;
 pub mod peer;
 mod report;
+pub mod run;
 pub mod shards;
 pub mod throughput;
 
