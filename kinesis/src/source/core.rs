@@ -434,13 +434,9 @@ impl SourceCore {
         if self.failure.is_some() || self.ended || self.in_flight.len() >= self.max_in_flight() {
             return None;
         }
-        if self.listing_wanted(now) {
-            if let Listing::Due { not_before } = self.listing {
-                if not_before.is_none_or(|t| t <= now) {
-                    self.listing = Listing::InFlight;
-                    return Some(self.call(Purpose::List, Request::ListShards));
-                }
-            }
+        if self.listing_due(now) {
+            self.listing = Listing::InFlight;
+            return Some(self.call(Purpose::List, Request::ListShards));
         }
         if !self.listed_once {
             return None;
@@ -522,6 +518,7 @@ impl SourceCore {
         let Some(purpose) = self.in_flight.remove(&id) else {
             return;
         };
+        self.release(&purpose);
         if self.failure.is_some() || self.ended {
             return;
         }
@@ -533,8 +530,123 @@ impl SourceCore {
         }
     }
 
+    /// Checks the core's internal consistency, for tests and fuzzing (cost linear in the
+    /// shards, calls in flight and queued records): calls in flight within
+    /// `max_in_flight`, at most one per shard and one listing, each shard's and probe's
+    /// in-flight mark matching a call, ended shards counted as read, and queued records in
+    /// order within each shard. The first broken rule, described.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.in_flight.len() > self.max_in_flight() {
+            return Err(format!(
+                "{} calls in flight, more than {}",
+                self.in_flight.len(),
+                self.max_in_flight()
+            ));
+        }
+        let listings = self
+            .in_flight
+            .values()
+            .filter(|p| **p == Purpose::List)
+            .count();
+        if listings != usize::from(self.listing == Listing::InFlight) {
+            return Err(format!(
+                "{listings} listings in flight, listing state {:?}",
+                self.listing
+            ));
+        }
+        let mut busy = BTreeSet::new();
+        let mut probing = BTreeSet::new();
+        for purpose in self.in_flight.values() {
+            match purpose {
+                Purpose::List => {}
+                Purpose::Probe(id) => {
+                    if !probing.insert(id.as_str()) {
+                        return Err(format!("two probes of {id} in flight"));
+                    }
+                }
+                Purpose::Iterator(id) | Purpose::Records(id) => {
+                    if !busy.insert(id.as_str()) {
+                        return Err(format!("two calls for shard {id} in flight"));
+                    }
+                }
+            }
+        }
+        for (id, r) in &self.readers {
+            if r.in_flight != busy.contains(id.as_str()) {
+                return Err(format!(
+                    "shard {id} marked in flight {} but {} call",
+                    r.in_flight,
+                    if busy.contains(id.as_str()) { "a" } else { "no" }
+                ));
+            }
+            let drained = self.drained.contains(id);
+            match &r.phase {
+                ShardPhase::Ended { .. } if !drained => {
+                    return Err(format!("shard {id} ended but not counted as read"));
+                }
+                ShardPhase::Reading if drained => {
+                    return Err(format!("shard {id} counted as read while still read"));
+                }
+                _ => {}
+            }
+        }
+        if busy.iter().any(|id| !self.readers.contains_key(*id)) {
+            return Err("a call in flight for a shard without a reader".into());
+        }
+        if let Selection::Probing { pending, .. } = &self.selection {
+            for (id, p) in pending {
+                if p.in_flight != probing.contains(id.as_str()) {
+                    return Err(format!("probe of {id} marked in flight {}", p.in_flight));
+                }
+            }
+        } else if !probing.is_empty() {
+            return Err("a probe in flight after the selection was made".into());
+        }
+        let mut last: BTreeMap<&str, Checkpoint> = BTreeMap::new();
+        for r in &self.deliver {
+            let cp = r.checkpoint();
+            if let Some(before) = last.get(r.shard_id.as_ref()) {
+                if before.covers(&cp.sequence_number, cp.sub_sequence_number) {
+                    return Err(format!(
+                        "shard {} queues {}:{} after {}:{}",
+                        r.shard_id,
+                        cp.sequence_number,
+                        cp.sub_sequence_number,
+                        before.sequence_number,
+                        before.sub_sequence_number
+                    ));
+                }
+            }
+            last.insert(r.shard_id.as_ref(), cp);
+        }
+        Ok(())
+    }
+
     fn max_in_flight(&self) -> usize {
         self.config.max_in_flight.max(1)
+    }
+
+    /// Clears the in-flight mark of an answered call.
+    fn release(&mut self, purpose: &Purpose) {
+        match purpose {
+            Purpose::List => {
+                if self.listing == Listing::InFlight {
+                    self.listing = Listing::Due { not_before: None };
+                }
+            }
+            Purpose::Probe(id) => {
+                if let Selection::Probing { pending, .. } = &mut self.selection {
+                    if let Some(p) = pending.get_mut(id) {
+                        p.in_flight = false;
+                    }
+                }
+            }
+            Purpose::Iterator(id) | Purpose::Records(id) => {
+                if let Some(r) = self.readers.get_mut(id) {
+                    r.in_flight = false;
+                }
+            }
+        }
     }
 
     fn call(&mut self, purpose: Purpose, request: Request) -> Call {
@@ -560,9 +672,11 @@ impl SourceCore {
         backoff(failures, self.config.max_backoff)
     }
 
-    fn listing_wanted(&self, now: Instant) -> bool {
+    /// Whether to list now: a listing is due (and its backoff over), or, following, the
+    /// last one is `list_interval` old.
+    fn listing_due(&self, now: Instant) -> bool {
         match self.listing {
-            Listing::Due { .. } => true,
+            Listing::Due { not_before } => not_before.is_none_or(|t| t <= now),
             Listing::InFlight => false,
             Listing::Fresh { at } => {
                 self.config.follow && now.saturating_duration_since(at) >= self.config.list_interval
@@ -689,7 +803,6 @@ impl SourceCore {
                 let Some(probe) = pending.get_mut(id) else {
                     return;
                 };
-                probe.in_flight = false;
                 probe.failures += 1;
                 if !e.retryable || probe.failures >= ATTEMPTS {
                     return self.fail("GetShardIterator", e);
@@ -865,7 +978,6 @@ impl SourceCore {
         let Some(reader) = self.readers.get_mut(id) else {
             return;
         };
-        reader.in_flight = false;
         match answer {
             Answer::Iterator(Some(iterator)) => {
                 reader.iterator = Some(iterator);
@@ -890,7 +1002,6 @@ impl SourceCore {
         let Some(reader) = self.readers.get_mut(id) else {
             return;
         };
-        reader.in_flight = false;
         let page = match answer {
             Answer::Records(page) => page,
             Answer::Failed(e) if e.code == "ExpiredIteratorException" => {
