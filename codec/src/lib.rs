@@ -15,7 +15,9 @@
 //! - [`view`] exposes the parsed structure (tables, records, offsets) for tools.
 //!
 //! The crate is sans-IO and builds `no_std` (with `alloc`) when the default `std` feature
-//! is turned off.
+//! is turned off. [`deaggregate_batch()`] decodes many Kinesis records at once; with the
+//! optional `simd` feature (Rust 1.89) it hashes them side by side in SIMD lanes
+//! ([`md5_many()`]).
 //!
 //! ```
 //! use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, InputRecord, Options};
@@ -57,7 +59,8 @@ mod wire;
 
 pub use aggregate::{Aggregator, AggregatorConfig, InputRecord, KinesisRecord};
 pub use deaggregate::{
-    deaggregate, kcl_text, Deaggregated, Options, PlainReason, Policy, UserRecord, Verdict,
+    deaggregate, deaggregate_batch, kcl_text, Deaggregated, Options, PlainReason, Policy,
+    UserRecord, Verdict,
 };
 pub use error::{DecodeError, EncodeError, HashRangeError};
 pub use hash_key::{hash_key, kcl_hash_key, parse_explicit_hash_key, write_decimal, HashRange};
@@ -75,6 +78,31 @@ pub const FRAME_OVERHEAD: usize = MAGIC.len() + DIGEST_LEN;
 pub fn md5(bytes: &[u8]) -> [u8; 16] {
     use md5::{Digest, Md5};
     Md5::digest(bytes).into()
+}
+
+/// The MD5 of each message of `messages` into the same index of `out`: with the `simd`
+/// feature, side by side in SIMD lanes (`kpl_md5::digest_many`: AVX-512 or AVX2 when the
+/// CPU has them); without it, one at a time with [`md5()`]. Same digests either way.
+///
+/// ```
+/// let mut out = [[0u8; 16]; 2];
+/// kpl_codec::md5_many(&[b"a", b"abc"], &mut out);
+/// assert_eq!(out, [kpl_codec::md5(b"a"), kpl_codec::md5(b"abc")]);
+/// ```
+///
+/// # Panics
+///
+/// If `out` and `messages` differ in length.
+pub fn md5_many(messages: &[&[u8]], out: &mut [[u8; 16]]) {
+    #[cfg(feature = "simd")]
+    kpl_md5::digest_many(messages, out);
+    #[cfg(not(feature = "simd"))]
+    {
+        assert_eq!(messages.len(), out.len(), "one output digest per message");
+        for (message, out) in messages.iter().zip(out) {
+            *out = md5(message);
+        }
+    }
 }
 
 /// The README's Rust examples, compiled and run as doctests.
