@@ -5,7 +5,8 @@
 //!
 //! Lambda does not deaggregate: each `Records[i].kinesis.data` is one Kinesis record's data,
 //! possibly a KPL aggregate. [`user_records`] turns it into user records with
-//! [`kpl_codec::deaggregate()`] under the KCL policy ([`Options::kcl`]): MD5 checked, anything
+//! [`kpl_codec::deaggregate_batch()`] under the KCL policy ([`Options::kcl`]), the MD5s of
+//! all the event's aggregates computed side by side in SIMD lanes: MD5 checked, anything
 //! that is not a valid aggregate (no magic, bad MD5, unparseable protobuf) passed through as
 //! one record with `aggregated == false`, exactly as a KCL application would see it.
 //!
@@ -50,7 +51,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use kpl_codec::{deaggregate, Options};
+use kpl_codec::{deaggregate_batch, Options};
 
 /// The `aws_lambda_events` crate these helpers are built on (features `kinesis` and
 /// `streams`), for its other types.
@@ -136,13 +137,21 @@ impl<'a> LambdaUserRecord<'a> {
 /// and the Kinesis record's partition key; a valid aggregate with zero user records (or
 /// one KCL drops, e.g. for an explicit hash key above 2^128 - 1) contributes none.
 pub fn user_records(event: &KinesisEvent) -> Vec<LambdaUserRecord<'_>> {
-    let options = Options::kcl();
+    let inputs: Vec<(&[u8], &[u8])> = event
+        .records
+        .iter()
+        .map(|record| {
+            (
+                &record.kinesis.data[..],
+                record.kinesis.partition_key.as_bytes(),
+            )
+        })
+        .collect();
+    let decoded = deaggregate_batch(&inputs, &Options::kcl());
     let mut out = Vec::with_capacity(event.records.len());
-    for (record_index, record) in event.records.iter().enumerate() {
+    for (record_index, (record, decoded)) in event.records.iter().zip(decoded).enumerate() {
         let kinesis = &record.kinesis;
-        let data: &[u8] = &kinesis.data;
         // The KCL policy never fails; `flatten` keeps that without an unwrap.
-        let decoded = deaggregate(data, kinesis.partition_key.as_bytes(), &options);
         for user in decoded.into_iter().flatten() {
             out.push(LambdaUserRecord {
                 record,

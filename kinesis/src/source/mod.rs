@@ -43,5 +43,7 @@ pub use self::core::{
 pub use self::driver::{Source, SourceBuilder};
 pub use self::error::SourceError;
 pub use self::lineage::{ShardNode, ShardTree};
-pub use self::records::{user_records, user_records_under, SourceRecord};
+pub use self::records::{
+    user_records, user_records_batch, user_records_under, KinesisRecordRef, SourceRecord,
+};
 pub use self::sequence::{compare_sequence_numbers, Checkpoint};

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use kpl_codec::kcl_text;
-use kpl_codec::{deaggregate, HashRange, Options, Policy};
+use kpl_codec::{
+    deaggregate, deaggregate_batch, Deaggregated, DecodeError, HashRange, Options, Policy,
+};
 
 use super::sequence::Checkpoint;
 
@@ -85,18 +87,108 @@ pub fn user_records_under(
     data: &[u8],
     skip: Option<&Checkpoint>,
 ) -> Vec<SourceRecord> {
-    if let Some(cp) = skip {
-        // A whole Kinesis record before the checkpoint: nothing to decode.
-        if cp.covers(sequence_number, u64::MAX) {
-            return Vec::new();
-        }
+    if covered_whole(skip, sequence_number) {
+        return Vec::new();
     }
-    let options = Options {
+    let decoded = deaggregate(data, partition_key.as_bytes(), &options(policy, range));
+    source_records(
+        decoded,
+        shard_id,
+        sequence_number,
+        partition_key,
+        data,
+        skip,
+    )
+}
+
+/// One Kinesis record of a GetRecords page, borrowed, for [`user_records_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KinesisRecordRef<'a> {
+    /// The Kinesis record's sequence number.
+    pub sequence_number: &'a str,
+    /// The Kinesis record's partition key.
+    pub partition_key: &'a str,
+    /// The Kinesis record's data.
+    pub data: &'a [u8],
+}
+
+/// [`user_records_under`] for every Kinesis record of a page (one GetRecords answer), with
+/// the MD5s of all its aggregates computed side by side in SIMD lanes
+/// ([`kpl_codec::deaggregate_batch`]): one list of user records per Kinesis record, in
+/// page order, each exactly what [`user_records_under`] gives for it. Kinesis records that
+/// `skip` covers whole are neither hashed nor decoded.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kpl_codec::Policy;
+/// use kpl_kinesis::source::{user_records_batch, KinesisRecordRef};
+/// let page = [
+///     KinesisRecordRef { sequence_number: "7", partition_key: "k", data: b"hello" },
+///     KinesisRecordRef { sequence_number: "8", partition_key: "k", data: b"world" },
+/// ];
+/// let users = user_records_batch(Policy::Kcl, &Arc::from("shardId-0"), None, &page, None);
+/// assert_eq!(users.len(), 2);
+/// assert_eq!(users[1][0].data, b"world");
+/// ```
+pub fn user_records_batch(
+    policy: Policy,
+    shard_id: &Arc<str>,
+    range: Option<HashRange>,
+    page: &[KinesisRecordRef<'_>],
+    skip: Option<&Checkpoint>,
+) -> Vec<Vec<SourceRecord>> {
+    let wanted: Vec<bool> = page
+        .iter()
+        .map(|r| !covered_whole(skip, r.sequence_number))
+        .collect();
+    let inputs: Vec<(&[u8], &[u8])> = page
+        .iter()
+        .zip(&wanted)
+        .filter(|(_, wanted)| **wanted)
+        .map(|(r, _)| (r.data, r.partition_key.as_bytes()))
+        .collect();
+    let mut decoded = deaggregate_batch(&inputs, &options(policy, range)).into_iter();
+    page.iter()
+        .zip(wanted)
+        .map(
+            |(r, wanted)| match wanted.then(|| decoded.next()).flatten() {
+                Some(decoded) => source_records(
+                    decoded,
+                    shard_id,
+                    &Arc::from(r.sequence_number),
+                    r.partition_key,
+                    r.data,
+                    skip,
+                ),
+                None => Vec::new(),
+            },
+        )
+        .collect()
+}
+
+/// Whether the checkpoint `skip` covers the whole Kinesis record: nothing to decode.
+fn covered_whole(skip: Option<&Checkpoint>, sequence_number: &str) -> bool {
+    skip.is_some_and(|cp| cp.covers(sequence_number, u64::MAX))
+}
+
+fn options(policy: Policy, range: Option<HashRange>) -> Options {
+    Options {
         policy,
         verify_md5: true,
         shard_range: range,
-    };
-    let decoded = match deaggregate(data, partition_key.as_bytes(), &options) {
+    }
+}
+
+/// The source records of one deaggregated Kinesis record, without those `skip` covers.
+fn source_records(
+    decoded: Result<Deaggregated<'_>, DecodeError>,
+    shard_id: &Arc<str>,
+    sequence_number: &Arc<str>,
+    partition_key: &str,
+    data: &[u8],
+    skip: Option<&Checkpoint>,
+) -> Vec<SourceRecord> {
+    let decoded = match decoded {
         Ok(decoded) => decoded,
         // Strict: the defect, and the record whole (the KCL policy never fails).
         Err(e) => {
@@ -165,6 +257,78 @@ mod tests {
         let fine = user_records_under(Policy::Strict, &shard, None, &seq, "a", &aggregate(), None);
         assert_eq!(fine.len(), 3);
         assert!(fine.iter().all(|r| r.defect.is_none()));
+    }
+
+    #[test]
+    fn a_page_in_one_batch_equals_one_record_at_a_time() {
+        let shard = Arc::from("s");
+        let good = aggregate();
+        let mut bad = aggregate();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let page = [
+            KinesisRecordRef {
+                sequence_number: "100",
+                partition_key: "a",
+                data: &good,
+            },
+            KinesisRecordRef {
+                sequence_number: "200",
+                partition_key: "p",
+                data: b"plain",
+            },
+            KinesisRecordRef {
+                sequence_number: "300",
+                partition_key: "a",
+                data: &bad,
+            },
+            KinesisRecordRef {
+                sequence_number: "400",
+                partition_key: "a",
+                data: &good,
+            },
+        ];
+        let skips = [
+            None,
+            Some(Checkpoint::new("100", 1)),
+            Some(Checkpoint::new("300", 0)),
+        ];
+        for policy in [Policy::Kcl, Policy::Strict] {
+            for range in [None, Some(HashRange::new(0, 1))] {
+                for skip in &skips {
+                    let batch = user_records_batch(policy, &shard, range, &page, skip.as_ref());
+                    let one: Vec<Vec<SourceRecord>> = page
+                        .iter()
+                        .map(|r| {
+                            let seq = Arc::from(r.sequence_number);
+                            let (key, data) = (r.partition_key, r.data);
+                            user_records_under(
+                                policy,
+                                &shard,
+                                range,
+                                &seq,
+                                key,
+                                data,
+                                skip.as_ref(),
+                            )
+                        })
+                        .collect();
+                    assert_eq!(batch, one, "{policy:?} {range:?} {skip:?}");
+                }
+            }
+        }
+        // The checks above see every kind of outcome.
+        let strict = user_records_batch(Policy::Strict, &shard, None, &page, None);
+        assert_eq!(
+            strict.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 1, 1, 3]
+        );
+        assert!(strict[2][0].defect.is_some());
+        let resumed = user_records_batch(Policy::Kcl, &shard, None, &page, skips[2].as_ref());
+        assert_eq!(
+            resumed.iter().map(Vec::len).collect::<Vec<_>>(),
+            [0, 0, 0, 3]
+        );
     }
 
     #[test]
