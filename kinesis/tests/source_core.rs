@@ -186,7 +186,10 @@ fn every_record_once_in_order_across_a_split_and_a_merge() {
     sim.page = 3;
     fill(&mut sim, 0, 7);
     fill(&mut sim, 1, 4);
-    let children = sim.split(0, &[HashRange::new(0, 100), HashRange::new(101, u128::MAX / 2)]);
+    let children = sim.split(
+        0,
+        &[HashRange::new(0, 100), HashRange::new(101, u128::MAX / 2)],
+    );
     fill(&mut sim, children[0], 5);
     fill(&mut sim, children[1], 2);
     let merged = sim.merge(children[0], children[1]).expect("merge");
@@ -208,12 +211,7 @@ fn every_record_once_in_order_across_a_split_and_a_merge() {
             .enumerate()
             .filter(|(_, r)| r.shard_id.as_ref() == id)
             .map(|(i, _)| i);
-        if first {
-            at.next()
-        } else {
-            at.last()
-        }
-        .expect("records of the shard")
+        if first { at.next() } else { at.last() }.expect("records of the shard")
     };
     let ids: Vec<String> = run.sim.shards.iter().map(|s| s.id.clone()).collect();
     // Parents before children, both parents before the merged child.
@@ -273,11 +271,16 @@ fn one_throttled_shard_backs_off_alone_while_the_others_are_read() {
     };
     run.run_to_end(&mut faults).expect("read");
     assert_eq!(run.of_shard(&throttled), run.sim.user_records(0));
-    assert_eq!(run.of_shard(&run.sim.shards[1].id.clone()), run.sim.user_records(1));
+    assert_eq!(
+        run.of_shard(&run.sim.shards[1].id.clone()),
+        run.sim.user_records(1)
+    );
     let throttled_calls: Vec<Duration> = run
         .calls
         .iter()
-        .filter(|(_, c)| matches!(c, Request::GetRecords { shard_id, .. } if *shard_id == throttled))
+        .filter(
+            |(_, c)| matches!(c, Request::GetRecords { shard_id, .. } if *shard_id == throttled),
+        )
         .map(|(at, _)| *at)
         .collect();
     // 200 ms, 400 ms, 800 ms of backoff after the three throttles, nothing more.
@@ -294,11 +297,17 @@ fn one_throttled_shard_backs_off_alone_while_the_others_are_read() {
     let other_done = run
         .calls
         .iter()
-        .filter(|(_, c)| matches!(c, Request::GetRecords { shard_id, .. } if *shard_id != throttled))
+        .filter(
+            |(_, c)| matches!(c, Request::GetRecords { shard_id, .. } if *shard_id != throttled),
+        )
         .map(|(at, _)| *at)
         .max()
         .expect("calls for the other shard");
-    assert_eq!(other_done, Duration::ZERO, "40 pages of the other shard at once");
+    assert_eq!(
+        other_done,
+        Duration::ZERO,
+        "40 pages of the other shard at once"
+    );
 }
 
 #[test]
@@ -318,7 +327,11 @@ fn a_restart_inside_an_aggregate_skips_the_processed_user_records() {
         .into_iter()
         .filter(|r| !Checkpoint::new(&at, 2).covers(&r.sequence_number, r.sub_sequence_number))
         .collect();
-    assert_eq!(expected.len(), 3, "user records 3 and 4, and the record after");
+    assert_eq!(
+        expected.len(),
+        3,
+        "user records 3 and 4, and the record after"
+    );
     assert_eq!(run.delivered, expected);
     assert_eq!(
         run.iterator_starts(),
@@ -381,7 +394,11 @@ fn no_get_records_while_a_page_waits_to_be_delivered() {
     }
     assert_eq!(run.core.queued_records(), 3);
     assert!(run.core.poll_call(run.now).is_none());
-    assert_eq!(run.core.poll_timeout(), None, "only delivery moves things on");
+    assert_eq!(
+        run.core.poll_timeout(),
+        None,
+        "only delivery moves things on"
+    );
     assert!(run.core.poll_record().is_some());
     let next = run.calls_now();
     assert!(matches!(next[..], [(_, Request::GetRecords { .. })]));
@@ -399,7 +416,10 @@ fn following_polls_a_caught_up_shard_after_the_poll_interval_and_lists_again() {
             ..config()
         },
     );
-    assert!(run.run(&mut no_faults(), 100).is_none(), "following never ends");
+    assert!(
+        run.run(&mut no_faults(), 100).is_none(),
+        "following never ends"
+    );
     assert_eq!(run.delivered, run.sim.user_records(0));
     let records: Vec<Duration> = run
         .calls
@@ -450,9 +470,8 @@ fn a_listing_refused_for_good_ends_at_once_with_its_error() {
 #[test]
 fn a_throttled_listing_is_retried_with_backoff_then_ends_in_its_error() {
     let mut run = Run::new(SimStream::even(2), config());
-    let mut faults = |_: &Request, _: usize| {
-        Some(failed("LimitExceededException", "Rate exceeded", true))
-    };
+    let mut faults =
+        |_: &Request, _: usize| Some(failed("LimitExceededException", "Rate exceeded", true));
     let end = run.run_to_end(&mut faults);
     assert!(matches!(
         end,
@@ -461,7 +480,10 @@ fn a_throttled_listing_is_retried_with_backoff_then_ends_in_its_error() {
     let times: Vec<Duration> = run.calls.iter().map(|(at, _)| *at).collect();
     assert_eq!(times.len(), 10, "ATTEMPTS listings");
     // 200, 400, 800, 1600, 3200, then 5000 ms (max_backoff) between them.
-    let gaps: Vec<u128> = times.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    let gaps: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
     assert_eq!(gaps, [200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]);
     assert!(run.delivered.is_empty());
 }
@@ -519,7 +541,10 @@ fn without_follow_the_children_of_an_ended_shard_are_read_before_the_end() {
     fill(&mut sim, children[1], 3);
     let mut run = Run::new(sim, config());
     run.run_to_end(&mut no_faults()).expect("read");
-    assert_eq!(run.of_shard(&run.sim.shards[children[1]].id.clone()).len(), 3);
+    assert_eq!(
+        run.of_shard(&run.sim.shards[children[1]].id.clone()).len(),
+        3
+    );
     assert_eq!(run.delivered.len(), 5);
 }
 
@@ -550,7 +575,10 @@ fn a_start_sequence_number_is_probed_in_every_shard_and_throttling_is_asked_agai
     run.run_to_end(&mut faults).expect("read");
     let ids: Vec<String> = run.sim.shards.iter().map(|s| s.id.clone()).collect();
     assert_eq!(run.of_shard(&ids[1]), run.sim.user_records(1)[2..].to_vec());
-    assert_eq!(run.of_shard(&ids[children[0]]), run.sim.user_records(children[0]));
+    assert_eq!(
+        run.of_shard(&ids[children[0]]),
+        run.sim.user_records(children[0])
+    );
     assert!(run.of_shard(&ids[0]).is_empty() && run.of_shard(&ids[2]).is_empty());
     let probes_of_2 = run
         .iterator_starts()
@@ -572,7 +600,9 @@ fn a_start_sequence_number_no_shard_holds_is_an_error() {
         },
     );
     let end = run.run_to_end(&mut no_faults());
-    assert!(matches!(end, Err(SourceError::Kinesis { ref message, .. }) if message.contains("1234")));
+    assert!(
+        matches!(end, Err(SourceError::Kinesis { ref message, .. }) if message.contains("1234"))
+    );
 }
 
 #[test]
@@ -600,11 +630,13 @@ fn answers_to_calls_not_in_flight_are_ignored() {
     let mut run = Run::new(SimStream::even(1), config());
     let calls = run.calls_now();
     let (id, request) = calls[0].clone();
-    run.core.on_answer(CallId(999), failed("X", "y", false), run.now);
+    run.core
+        .on_answer(CallId(999), failed("X", "y", false), run.now);
     run.check();
     run.answer(id, &request, &mut no_faults());
     // The same id again, with an error: ignored too.
-    run.core.on_answer(id, failed("AccessDeniedException", "no", false), run.now);
+    run.core
+        .on_answer(id, failed("AccessDeniedException", "no", false), run.now);
     run.check();
     assert!(run.core.poll_end().is_none());
     assert!(run.calls_now().len() == 1);
@@ -617,7 +649,9 @@ fn an_answer_of_the_wrong_kind_ends_the_source() {
         matches!(request, Request::ListShards).then(|| Answer::Iterator(None))
     };
     let end = run.run_to_end(&mut faults);
-    assert!(matches!(end, Err(SourceError::Kinesis { ref code, .. }) if code == "UnexpectedAnswer"));
+    assert!(
+        matches!(end, Err(SourceError::Kinesis { ref code, .. }) if code == "UnexpectedAnswer")
+    );
 }
 
 #[test]

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use super::checkpoint::{CheckpointStore, MemoryCheckpoints};
 use super::core::{
-    Answer, Call, CallError, CallId, IteratorStart, PageRecord, RecordsPage, Request, SourceConfig,
-    SourceCore,
+    Answer, Call, CallError, CallId, FetchedRecord, IteratorStart, RecordsPage, Request,
+    SourceConfig, SourceCore,
 };
 use super::error::SourceError;
 use super::lineage::ShardNode;
@@ -332,7 +332,7 @@ async fn execute(client: &Client, stream: &Stream, request: Request) -> Answer {
                 let records = output
                     .records
                     .into_iter()
-                    .map(|r| PageRecord {
+                    .map(|r| FetchedRecord {
                         approximate_arrival: r
                             .approximate_arrival_timestamp()
                             .and_then(|t| std::time::SystemTime::try_from(*t).ok()),

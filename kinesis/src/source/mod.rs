@@ -36,8 +36,8 @@ pub use self::checkpoint::{
     CheckpointError, CheckpointStore, FileCheckpoints, MemoryCheckpoints, ShardPosition,
 };
 pub use self::core::{
-    Answer, Call, CallError, CallId, IteratorStart, PageRecord, RecordsPage, Request, SourceConfig,
-    SourceCore, StartPosition, ATTEMPTS,
+    Answer, Call, CallError, CallId, FetchedRecord, IteratorStart, RecordsPage, Request,
+    SourceConfig, SourceCore, StartPosition, ATTEMPTS,
 };
 #[cfg(feature = "driver")]
 pub use self::driver::{Source, SourceBuilder};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use kpl_codec::HashRange;
 use kpl_kinesis::source::{
-    user_records, Answer, CallError, IteratorStart, PageRecord, RecordsPage, Request, ShardNode,
+    user_records, Answer, CallError, FetchedRecord, IteratorStart, RecordsPage, Request, ShardNode,
     SourceRecord,
 };
 
@@ -74,7 +74,11 @@ impl SimStream {
         let shards = (0..n)
             .map(|i| {
                 let start = i * width;
-                let end = if i == n - 1 { u128::MAX } else { start + width - 1 };
+                let end = if i == n - 1 {
+                    u128::MAX
+                } else {
+                    start + width - 1
+                };
                 let range = HashRange::new(start, end);
                 SimShard::new(&format!("shardId-{i:012}"), range)
             })
@@ -185,7 +189,7 @@ impl SimStream {
                 let end = spec.records.len().min(position + self.page.min(limit));
                 let records = spec.records[position.min(end)..end]
                     .iter()
-                    .map(|r| PageRecord {
+                    .map(|r| FetchedRecord {
                         sequence_number: r.sequence_number.clone(),
                         partition_key: r.partition_key.clone(),
                         data: r.data.clone(),
