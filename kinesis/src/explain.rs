@@ -206,10 +206,123 @@ fn arn_parts(arn: &str) -> Option<(&str, &str)> {
     Some((region, name))
 }
 
+/// How hints name the settings to check: the `kpl` command line's flags
+/// ([`SettingNames::CLI`], what [`describe`] and the errors' `Display` use), or the
+/// properties of a plugin, say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingNames<'a> {
+    /// The stream's name or ARN, e.g. `--stream`.
+    pub stream: &'a str,
+    /// The region, e.g. `--region`.
+    pub region: &'a str,
+    /// The endpoint URL, e.g. `--endpoint`.
+    pub endpoint: &'a str,
+}
+
+impl SettingNames<'static> {
+    /// The `kpl` command line's flags.
+    pub const CLI: SettingNames<'static> = SettingNames {
+        stream: "--stream",
+        region: "--region",
+        endpoint: "--endpoint",
+    };
+}
+
+/// A hint that names settings.
+#[derive(Debug, Clone, Copy)]
+enum Hint {
+    StreamAndRegion,
+    CredentialsAndRegion,
+    Endpoint,
+    EndpointOrRegion,
+    EndpointReachable,
+    KinesisEndpoint,
+}
+
+impl Hint {
+    /// Every hint, for [`reword_hints`].
+    const ALL: [Hint; 6] = [
+        Hint::StreamAndRegion,
+        Hint::CredentialsAndRegion,
+        Hint::Endpoint,
+        Hint::EndpointOrRegion,
+        Hint::EndpointReachable,
+        Hint::KinesisEndpoint,
+    ];
+
+    /// The hint, in parentheses, naming the settings with `names`.
+    fn text(self, names: &SettingNames<'_>) -> String {
+        let SettingNames {
+            stream,
+            region,
+            endpoint,
+        } = names;
+        match self {
+            Hint::StreamAndRegion => {
+                format!("(is the stream name right? {stream}; the region? {region})")
+            }
+            Hint::CredentialsAndRegion => format!(
+                "(check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and {region})"
+            ),
+            Hint::Endpoint => format!("(is the endpoint right? {endpoint})"),
+            Hint::EndpointOrRegion => {
+                format!("(is the endpoint or the region right? {endpoint}, {region})")
+            }
+            Hint::EndpointReachable => {
+                format!("(is the endpoint right and reachable? {endpoint})")
+            }
+            Hint::KinesisEndpoint => format!("(is it a Kinesis endpoint? {endpoint})"),
+        }
+    }
+}
+
+/// `line`, a line made by [`describe`] (the `Display` of `ErrorInfo`, `Failure`,
+/// `SourceError`, `StreamCheckError`, ...), with its hint naming the settings with `names`
+/// instead of the CLI's flags. For a program that is configured otherwise, such as a
+/// plugin logging the errors of the sink or the source it runs.
+///
+/// ```
+/// use kpl_kinesis::explain::{reword_hints, SettingNames};
+///
+/// let properties = SettingNames {
+///     stream: "the stream property",
+///     region: "the region property",
+///     endpoint: "the endpoint property",
+/// };
+/// assert_eq!(
+///     reword_hints(
+///         "PutRecords: cannot connect to http://127.0.0.1:9: connection refused (is the endpoint right? --endpoint)",
+///         &properties,
+///     ),
+///     "PutRecords: cannot connect to http://127.0.0.1:9: connection refused (is the endpoint right? the endpoint property)"
+/// );
+/// ```
+pub fn reword_hints(line: &str, names: &SettingNames<'_>) -> String {
+    let mut line = line.to_owned();
+    for hint in Hint::ALL {
+        let cli = hint.text(&SettingNames::CLI);
+        if line.contains(&cli) {
+            line = line.replace(&cli, &hint.text(names));
+        }
+    }
+    line
+}
+
 /// One line for a person: what failed and what to check. `code` and `message` are the
 /// error's (as in `ErrorInfo`); `target`, when known, names the stream, region and
-/// endpoint in the line.
+/// endpoint in the line. Hints name the `kpl` command line's flags; see [`describe_with`]
+/// for other names.
 pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> String {
+    describe_with(code, message, target, &SettingNames::CLI)
+}
+
+/// [`describe`], with hints naming the settings with `names`.
+pub fn describe_with(
+    code: &str,
+    message: &str,
+    target: Option<&Target<'_>>,
+    names: &SettingNames<'_>,
+) -> String {
     let t = target.copied().unwrap_or_default();
     let endpoint = if !t.endpoint.is_empty() {
         t.endpoint.to_owned()
@@ -239,7 +352,8 @@ pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> Strin
     match kind(code, message) {
         Kind::NotFound => match stream {
             Some(s) => format!(
-                "stream \"{s}\" does not exist{in_region} (is the stream name right? --stream; the region? --region)"
+                "stream \"{s}\" does not exist{in_region} {}",
+                Hint::StreamAndRegion.text(names)
             ),
             None => format!("stream not found{in_region}: {detail}"),
         },
@@ -257,8 +371,8 @@ pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> Strin
                     .to_owned()
             }
             _ => format!(
-                "AWS rejected the credentials: {detail} (check AWS_PROFILE or \
-                 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and --region)"
+                "AWS rejected the credentials: {detail} {}",
+                Hint::CredentialsAndRegion.text(names)
             ),
         },
         Kind::Throttled => format!(
@@ -284,26 +398,31 @@ pub fn describe(code: &str, message: &str, target: Option<&Target<'_>>) -> Strin
         },
         Kind::Unreachable => match transport(message) {
             Transport::Refused => format!(
-                "cannot connect to {endpoint}: connection refused (is the endpoint right? --endpoint)"
+                "cannot connect to {endpoint}: connection refused {}",
+                Hint::Endpoint.text(names)
             ),
             Transport::Dns => format!(
-                "cannot resolve the host of {endpoint}: {} (is the endpoint or the region right? --endpoint, --region)",
-                root_cause(message)
+                "cannot resolve the host of {endpoint}: {} {}",
+                root_cause(message),
+                Hint::EndpointOrRegion.text(names)
             ),
             Transport::Tls => format!(
                 "TLS with {endpoint} failed: {} (for a local server without TLS, use an http:// endpoint)",
                 root_cause(message)
             ),
             Transport::TimedOut => format!(
-                "no answer from {endpoint} in time (is the endpoint right and reachable? --endpoint)"
+                "no answer from {endpoint} in time {}",
+                Hint::EndpointReachable.text(names)
             ),
             // Closed or reset depends on timing; the person's answer is the same.
             Transport::Reset => format!(
-                "the connection to {endpoint} was closed without an answer (is it a Kinesis endpoint? --endpoint)"
+                "the connection to {endpoint} was closed without an answer {}",
+                Hint::KinesisEndpoint.text(names)
             ),
             Transport::NoCredentials | Transport::Other => format!(
-                "cannot reach {endpoint}: {} (is the endpoint right? --endpoint)",
-                root_cause(message)
+                "cannot reach {endpoint}: {} {}",
+                root_cause(message),
+                Hint::Endpoint.text(names)
             ),
         },
         Kind::Other => {
@@ -329,6 +448,69 @@ mod tests {
             "access denied: kinesis:PutRecords on arn:aws:kinesis:us-east-1:1:stream/s (the IAM \
              policy of these credentials does not allow it)"
         );
+    }
+
+    /// Every message that names a setting, under both vocabularies.
+    fn naming_messages() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "ResourceNotFoundException",
+                "Stream s under account 0 not found.",
+            ),
+            (
+                "UnrecognizedClientException",
+                "The security token is invalid.",
+            ),
+            ("Dispatch", "io error: Connection refused (os error 111)"),
+            (
+                "Dispatch",
+                "dns error: failed to lookup address information",
+            ),
+            ("Timeout", "operation timed out"),
+            ("Dispatch", "connection closed before message completed"),
+            ("Dispatch", "io error: something else"),
+        ]
+    }
+
+    #[test]
+    fn hints_name_the_settings_in_the_vocabulary_chosen() {
+        let properties = SettingNames {
+            stream: "the stream property",
+            region: "the region property",
+            endpoint: "the endpoint property",
+        };
+        let target = Target {
+            stream: "s",
+            region: "us-east-1",
+            endpoint: "http://127.0.0.1:9",
+        };
+        for (code, message) in naming_messages() {
+            let cli = describe(code, message, Some(&target));
+            let plugin = describe_with(code, message, Some(&target), &properties);
+            assert!(cli.contains("--"), "{code}: {cli}");
+            assert!(!plugin.contains("--"), "{code}: {plugin}");
+            assert!(plugin.contains(" property"), "{code}: {plugin}");
+            // A line already made with the CLI's flags says the same once reworded, inside
+            // a longer line too.
+            assert_eq!(reword_hints(&cli, &properties), plugin);
+            let nested =
+                format!("PutRecords: record TTL passed; last error: {cli} (after 3 attempts)");
+            assert_eq!(
+                reword_hints(&nested, &properties),
+                format!("PutRecords: record TTL passed; last error: {plugin} (after 3 attempts)")
+            );
+        }
+        assert_eq!(
+            describe_with("Dispatch", "io error: Connection refused (os error 111)", Some(&target), &properties),
+            "cannot connect to http://127.0.0.1:9: connection refused (is the endpoint right? the endpoint property)"
+        );
+        // Lines without a hint are left alone.
+        let throttled = describe(
+            "ProvisionedThroughputExceededException",
+            "Rate exceeded",
+            None,
+        );
+        assert_eq!(reword_hints(&throttled, &properties), throttled);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use kpl_kinesis::source::{
 use tokio::sync::{mpsc, Notify};
 
 use crate::events::pack_event;
-use crate::settings::Settings;
+use crate::settings::{log_line, Settings};
 
 /// Most bytes of events one callback hands over.
 const MAX_BATCH_BYTES: usize = 16 << 20;
@@ -222,7 +222,7 @@ fn read(
             let mut source = match builder.build().await {
                 Ok(s) => s,
                 Err(e) => {
-                    log.error(&format!("cannot read the stream: {e}; retrying in {RESTART_DELAY:?}"));
+                    log.error(&format!("cannot read the stream: {}; retrying in {RESTART_DELAY:?}", log_line(&e)));
                     let _ = tokio::time::timeout(RESTART_DELAY, shared.stopping.notified()).await;
                     continue;
                 }
@@ -266,7 +266,7 @@ fn read(
                         }
                     }
                     Some(Err(e)) => {
-                        log.error(&format!("reading stopped: {e}; resuming from the last checkpoint in {RESTART_DELAY:?}"));
+                        log.error(&format!("reading stopped: {}; resuming from the last checkpoint in {RESTART_DELAY:?}", log_line(&e)));
                         // Records read but not handed yet will be read again.
                         if let Ok(mut q) = shared.queue.lock() {
                             *q = Queue::default();

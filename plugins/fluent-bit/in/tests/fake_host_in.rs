@@ -166,6 +166,10 @@ fn main() {
             collect_pause_exit,
         ),
         Trial::test("bad_properties_fail_init_naming_them", bad_properties),
+        Trial::test(
+            "a_missing_stream_is_logged_with_a_hint_naming_the_properties",
+            missing_stream,
+        ),
     ];
     let mut args = args;
     args.test_threads = Some(1);
@@ -317,6 +321,42 @@ fn bad_properties() -> Result<(), Failed> {
             return Err(format!("{name} not named: {log}").into());
         }
         drop(host);
+    }
+    Ok(())
+}
+
+fn missing_stream() -> Result<(), Failed> {
+    LOG.lock().unwrap().clear();
+    let (host, code) = Host::start(&[
+        ("stream", "no-such-stream"),
+        ("endpoint", support::ENDPOINT),
+    ]);
+    if code != 1 {
+        return Err(format!("Init failed: {:?}", LOG.lock().unwrap()).into());
+    }
+    // The reader says why it cannot read, its hint naming the plugin's properties (not the
+    // kpl command line's flags), and keeps trying.
+    let hint = "(is the stream name right? the stream property; the region? the region property)";
+    let started = Instant::now();
+    let log = loop {
+        let log = LOG
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if log.contains(hint) || started.elapsed() > Duration::from_secs(30) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    host.exit();
+    if !log.contains("stream \"no-such-stream\" does not exist") || !log.contains(hint) {
+        return Err(format!("no line naming the stream with the hint: {log}").into());
+    }
+    if log.contains("--stream") || log.contains("--region") {
+        return Err(format!("a CLI flag in the plugin's log: {log}").into());
     }
     Ok(())
 }

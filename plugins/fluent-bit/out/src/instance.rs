@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::records::{KeyGen, Shaper};
 use crate::retry_memory::{ChunkKey, RetryMemory};
-use crate::settings::Settings;
+use crate::settings::{log_line, Settings};
 
 /// Chunks awaiting a retry that an instance remembers (about 300 bytes each for a 2 MB
 /// chunk of 18,000 events).
@@ -250,7 +250,7 @@ async fn build_sink(settings: &Settings) -> Result<Sink, String> {
     } else {
         builder.stream_name(settings.stream.clone())
     };
-    builder.build().await.map_err(|e| e.to_string())
+    builder.build().await.map_err(|e| log_line(&e))
 }
 
 /// What one flush did with its records.
@@ -322,7 +322,7 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
                 settled.insert(i);
             }
             Ok(Err(e)) => {
-                tally.last_error = Some(e.to_string());
+                tally.last_error = Some(log_line(&e));
                 tally.unsettled += 1;
                 room = false;
             }
@@ -344,12 +344,12 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
             }
             Outcome::Failure(f) => match &f.reason {
                 FailureReason::Rejected(e) if record_is_at_fault(&e.code) => {
-                    unsendable(ctx, &mut tally, &tag_text, i, &f.to_string());
+                    unsendable(ctx, &mut tally, &tag_text, i, &log_line(&f));
                     settled.insert(i);
                 }
                 _ => {
                     tally.unsettled += 1;
-                    tally.last_error = Some(f.to_string());
+                    tally.last_error = Some(log_line(&f));
                 }
             },
         }

@@ -6,9 +6,23 @@ use std::time::Duration;
 use kpl_fluent_bit::accessor::Accessor;
 use kpl_fluent_bit::json::FormatOptions;
 use kpl_fluent_bit::props::{parse_bool, parse_count, parse_millis, parse_size};
+use kpl_kinesis::explain::{reword_hints, SettingNames};
 use kpl_kinesis::sink::Config;
 
 pub use kpl_fluent_bit::props::PropertyError as SettingError;
+
+/// How kpl-kinesis's hints name the settings to check in this plugin's log lines: by its
+/// properties, not by the `kpl` command line's flags.
+pub const SETTING_NAMES: SettingNames<'static> = SettingNames {
+    stream: "the stream property",
+    region: "the region property",
+    endpoint: "the endpoint property",
+};
+
+/// An error of kpl-kinesis as a log line of this plugin: its hint names the properties.
+pub fn log_line(error: &impl std::fmt::Display) -> String {
+    reword_hints(&error.to_string(), &SETTING_NAMES)
+}
 
 /// Every property the plugin reads, with its default as the README gives it.
 pub const PROPERTIES: &[(&str, &str)] = &[

@@ -7,9 +7,12 @@ use std::fmt::Write as _;
 
 use kpl_fluent_bit::abi::Level as FlbLevel;
 use kpl_fluent_bit::log::Logger;
+use kpl_kinesis::explain::reword_hints;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
+
+use crate::settings::SETTING_NAMES;
 
 /// Forwards events at INFO and above (WARN and ERROR as Fluent Bit's warn and error).
 pub struct SinkLog {
@@ -69,7 +72,8 @@ impl Subscriber for SinkLog {
     fn event(&self, event: &Event<'_>) {
         let mut fields = Fields(String::from("sink: "));
         event.record(&mut fields);
-        self.log.log(flb_level(event.metadata().level()), &fields.0);
+        let line = reword_hints(&fields.0, &SETTING_NAMES);
+        self.log.log(flb_level(event.metadata().level()), &line);
     }
 
     fn enter(&self, _span: &Id) {}

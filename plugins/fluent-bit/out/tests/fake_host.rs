@@ -535,3 +535,33 @@ fn exit_sends_what_a_running_flush_buffered_without_waiting_for_its_timer() {
         log_text()
     );
 }
+
+#[test]
+fn hints_in_the_log_name_the_plugins_properties_not_cli_flags() {
+    let _s = serial();
+    set_fake_credentials();
+    // A port nothing listens on (bound, then released).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port");
+    let endpoint = format!("http://{closed}");
+    let mut host = Host::load();
+    let (_, out) = host.init(&[
+        ("stream", "s"),
+        ("endpoint", endpoint.as_str()),
+        ("region", "us-east-1"),
+        ("record_ttl", "500"),
+        ("record_max_buffered_time", "10"),
+    ]);
+    let out = out.expect("init");
+    let c = chunk(&[("k".into(), "m".into())]);
+    assert_eq!(host.flush(&out, "t", &c), FLB_RETRY, "{}", log_text());
+    host.exit(out);
+    let log = log_text();
+    // The sink's own diagnostics (ListShards) and the chunk's failure both give the hint.
+    let line = format!(
+        "cannot connect to {closed}: connection refused (is the endpoint right? the endpoint property)"
+    );
+    assert_eq!(log.matches(&line).count(), 2, "{log}");
+    assert!(!log.contains("--endpoint"), "{log}");
+}
