@@ -15,6 +15,7 @@ pub mod output;
 pub mod preflight;
 pub mod put;
 pub mod serve;
+pub mod status;
 pub mod tail;
 
 use std::io::{Read, Write};

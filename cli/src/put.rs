@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::args::PutArgs;
 use crate::error::{CliError, Stop, EXIT_DEFECT};
 use crate::input::{parse_user_record_line, NumberedLines};
+use crate::status::{PutCounts, PutProgress};
 
 /// Failures listed one by one in the summary; the rest are counted.
 const LISTED_FAILURES: usize = 20;
@@ -223,37 +224,6 @@ impl Summary {
     }
 }
 
-/// A progress line on standard error, when it is a terminal (and not `--quiet`), every
-/// quarter second: records read, stored, failed, the aggregation ratio and the rate.
-struct Progress {
-    on: bool,
-    last: Instant,
-    started: Instant,
-}
-
-impl Progress {
-    fn tick(&mut self, sink: &Sink, read: usize, done: bool) {
-        if !self.on || (!done && self.last.elapsed() < Duration::from_millis(250)) {
-            return;
-        }
-        self.last = Instant::now();
-        let s = sink.stats();
-        let mut err = std::io::stderr();
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let _ = write!(
-            err,
-            "\r{read} read, {} stored, {} failed, {} Kinesis records (ratio {:.1}), {:.0} records/s{}",
-            s.user_records_stored,
-            s.user_records_failed,
-            s.kinesis_records_stored,
-            s.aggregation_ratio(),
-            s.user_records_stored as f64 / secs,
-            if done { "\n" } else { "   " }
-        );
-        let _ = err.flush();
-    }
-}
-
 async fn put_all(
     args: &PutArgs,
     config: Config,
@@ -289,10 +259,18 @@ async fn put_all(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
     let mut keys = RandomKeys(seed | 1);
-    let mut progress = Progress {
-        on: !args.quiet && std::io::stderr().is_terminal(),
-        last: Instant::now(),
-        started,
+    let mut progress = PutProgress::new(!args.quiet && std::io::stderr().is_terminal());
+    // Records refused before the sink (they are not in its counts).
+    let mut refused = 0u64;
+    let counts = |sink: &Sink, read: usize, refused: u64| {
+        let s = sink.stats();
+        PutCounts {
+            read: read as u64,
+            stored: s.user_records_stored,
+            failed: s.user_records_failed + refused,
+            kinesis_records: s.kinesis_records_stored,
+            elapsed: started.elapsed(),
+        }
     };
     // Outcomes not settled yet, oldest first; settled ones are dropped as the input is read,
     // so that memory stays bounded by the sink's buffer however long the input.
@@ -304,6 +282,7 @@ async fn put_all(
             Line::Blank => continue,
             Line::Refused(reason) => {
                 records += 1;
+                refused += 1;
                 failures.push((line_number, reason));
                 continue;
             }
@@ -314,6 +293,7 @@ async fn put_all(
         match sink.put(record).await {
             Ok(p) => pending.push((line_number, p)),
             Err(SinkError::Invalid(e)) => {
+                refused += 1;
                 failures.push((line_number, format!("invalid record: {e}")))
             }
             Err(e) => return Err(CliError::input(e.to_string())),
@@ -328,17 +308,19 @@ async fn put_all(
                 Some(_) => false,
             });
         }
-        progress.tick(&sink, records, false);
+        progress.update(|| counts(&sink, records, refused));
     }
     let flush = sink.flush();
     tokio::pin!(flush);
     loop {
         tokio::select! {
             _ = &mut flush => break,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => progress.tick(&sink, records, false),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                progress.update(|| counts(&sink, records, refused));
+            }
         }
     }
-    progress.tick(&sink, records, true);
+    progress.finish(&counts(&sink, records, refused));
     for (line_number, p) in pending {
         if let Outcome::Failure(f) = p.await {
             failures.push((line_number, crate::preflight::message(&f, verbose)));

@@ -1,6 +1,10 @@
 //! `kpl tail`: every shard's user records as NDJSON, deaggregated as KCL does.
 
 use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use kpl_kinesis::source::{Source, SourceConfig, SourceRecord, StartPosition};
 use serde::Serialize;
@@ -8,6 +12,7 @@ use serde::Serialize;
 use crate::args::TailArgs;
 use crate::error::{CliError, Stop};
 use crate::output::{write_line, DecodedLine};
+use crate::status::{tail_line, TailCounts};
 
 /// One line of `kpl tail`: the `kpl decode` shape plus the shard.
 #[derive(Debug, Serialize)]
@@ -72,7 +77,7 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
             &target.stream,
             target.endpoint.as_deref().unwrap_or_default(),
             target.region.as_deref().unwrap_or_default(),
-            std::time::Duration::from_secs(15),
+            Duration::from_secs(15),
             target.verbose,
         )
         .await?;
@@ -96,11 +101,10 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
         tokio::pin!(ctrl_c);
         // With --follow and -v: a status line on standard error every 10 s, from a task of
         // its own (so that no read is ever interrupted for it).
-        let printed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let status = (args.follow && target.verbose).then(|| {
-            let printed = printed.clone();
-            tokio::spawn(status_lines(printed, STATUS_EVERY))
-        });
+        let seen = Arc::new(Seen::default());
+        let status_on = args.follow && target.verbose;
+        let status = status_on.then(|| tokio::spawn(status_lines(seen.clone(), STATUS_EVERY)));
+        let mut shards_counted: Option<std::time::Instant> = None;
         loop {
             let next = tokio::select! {
                 _ = &mut ctrl_c => break,
@@ -110,7 +114,14 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                 None => break,
                 Some(Ok(record)) => {
                     write_line(out, &TailLine::new(&record))?;
-                    printed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if status_on {
+                        seen.record(&record);
+                        // Counting the shards lists them: at most once a second.
+                        if shards_counted.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                            shards_counted = Some(std::time::Instant::now());
+                            seen.shards.store(source.shard_ids().len(), Relaxed);
+                        }
+                    }
                     // Line by line when following, so that `| jq` sees records at once.
                     if args.follow {
                         out.flush()?;
@@ -131,24 +142,62 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
 }
 
 /// How often `kpl tail --follow -v` says how it goes.
-const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const STATUS_EVERY: Duration = Duration::from_secs(10);
 
-/// `kpl tail: 1200 records, 35.0/s over the last 10 s` on standard error, every `every`.
-async fn status_lines(
-    printed: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    every: std::time::Duration,
-) {
+/// What the reading loop has seen, for the status line.
+#[derive(Debug)]
+struct Seen {
+    records: AtomicU64,
+    shards: AtomicUsize,
+    /// How far behind the stream's tip the last record was, in milliseconds; `u64::MAX`
+    /// when not known.
+    behind_ms: AtomicU64,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            records: AtomicU64::new(0),
+            shards: AtomicUsize::new(0),
+            behind_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Seen {
+    /// Counts a printed record and how long after its arrival in Kinesis it was printed.
+    fn record(&self, record: &SourceRecord) {
+        self.records.fetch_add(1, Relaxed);
+        if let Some(arrival) = record.approximate_arrival {
+            // A clock behind Kinesis's counts as caught up.
+            let behind = SystemTime::now()
+                .duration_since(arrival)
+                .unwrap_or_default();
+            let ms = u64::try_from(behind.as_millis()).unwrap_or(u64::MAX - 1);
+            self.behind_ms.store(ms, Relaxed);
+        }
+    }
+}
+
+/// [`tail_line`] on standard error every `every`.
+async fn status_lines(seen: Arc<Seen>, every: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut before = 0;
     loop {
         ticks.tick().await;
-        let now = printed.load(std::sync::atomic::Ordering::Relaxed);
+        let records = seen.records.load(Relaxed);
+        let behind_ms = seen.behind_ms.load(Relaxed);
         eprintln!(
-            "kpl tail: {now} records, {:.1}/s over the last {} s",
-            (now - before) as f64 / every.as_secs_f64(),
-            every.as_secs()
+            "{}",
+            tail_line(&TailCounts {
+                records,
+                recent: records.saturating_sub(before),
+                window: every,
+                shards: seen.shards.load(Relaxed),
+                behind: (behind_ms != u64::MAX).then(|| Duration::from_millis(behind_ms)),
+            })
         );
-        before = now;
+        before = records;
     }
 }
 
@@ -169,5 +218,38 @@ mod tests {
         );
         assert!(start_position("oldest").is_err());
         assert!(start_position("").is_err());
+    }
+
+    fn record(approximate_arrival: Option<SystemTime>) -> SourceRecord {
+        SourceRecord {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: "1".into(),
+            sub_sequence_number: 0,
+            partition_key: "k".into(),
+            explicit_hash_key: None,
+            data: Vec::new(),
+            aggregated: false,
+            approximate_arrival,
+            defect: None,
+        }
+    }
+
+    #[test]
+    fn the_status_counts_records_and_how_far_behind_the_last_was() {
+        let seen = Seen::default();
+        seen.record(&record(None));
+        assert_eq!(seen.records.load(Relaxed), 1);
+        assert_eq!(
+            seen.behind_ms.load(Relaxed),
+            u64::MAX,
+            "not known without an arrival"
+        );
+        // An arrival after now (a clock behind Kinesis's) counts as caught up.
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        seen.record(&record(Some(later)));
+        assert_eq!(seen.behind_ms.load(Relaxed), 0);
+        seen.record(&record(Some(SystemTime::UNIX_EPOCH)));
+        assert!(seen.behind_ms.load(Relaxed) > 0);
+        assert_eq!(seen.records.load(Relaxed), 3);
     }
 }
