@@ -12,6 +12,17 @@
 //! - `prost_owned`: the naive port: check the magic, skip the MD5, decode with prost into
 //!   owned structs (`String` keys), resolve each record's keys and data;
 //! - `encode`: the same user records through an `Aggregator`, drained.
+//! - `md5_lanes_avx2` / `md5_lanes_avx512`: multi-lane MD5 (`kpl_md5::digest_many_with`)
+//!   over the same bytes as `md5`, every Kinesis record of the corpus in one batch;
+//! - `decode_verified_batch_avx2` / `decode_verified_batch_avx512`: `deaggregate_batch`
+//!   under `Options::strict()`, the whole corpus as one batch (a GetRecords page of about
+//!   2 MB), its MD5s multi-lane with that backend, iterating every user record.
+//!
+//! - `encode_batch`: `encode` with the digests deferred (`Aggregator::add_unsealed`) and
+//!   written by `kpl_codec::seal_all` per PutRecords batch of 500 Kinesis records, as a
+//!   sink does (multi-lane MD5, best backend).
+//!
+//! A backend the CPU lacks is skipped with a message on standard error.
 //!
 //! Every function's throughput is the Kinesis record bytes it reads (for `encode`: writes)
 //! and the user records it yields (consumes). The shapes' sizes are also written to
@@ -22,8 +33,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use kpl_codec::{deaggregate, Aggregator, AggregatorConfig, KinesisRecord, Options};
+use kpl_codec::{
+    deaggregate, deaggregate_batch, Aggregator, AggregatorConfig, KinesisRecord, Options,
+};
 use kpl_conformance::bench_corpus::{build, Built, Keys, ShapeSpec, User, SHAPES};
+use kpl_md5::Backend;
 use md5::{Digest, Md5};
 use prost::Message;
 
@@ -180,6 +194,35 @@ impl Corpus {
         }
         again.extend(aggregator.drain());
         assert!(again == self.records, "{}: encode", self.spec.name);
+        let mut unsealed = Vec::new();
+        for user in &self.users {
+            unsealed.extend(aggregator.add_unsealed(user.input()).expect("valid record"));
+        }
+        unsealed.extend(std::iter::from_fn(|| aggregator.flush_unsealed()));
+        assert!(
+            kpl_codec::seal_all(unsealed) == self.records,
+            "{}: encode_batch",
+            self.spec.name
+        );
+        let inputs: Vec<(&[u8], &[u8])> = self
+            .records
+            .iter()
+            .map(|r| (&r.data[..], &b"a"[..]))
+            .collect();
+        for (record, batch) in self
+            .records
+            .iter()
+            .zip(deaggregate_batch(&inputs, &Options::strict()))
+        {
+            let one: Vec<_> = deaggregate(&record.data, b"a", &Options::strict())
+                .expect("valid")
+                .collect();
+            assert!(
+                batch.expect("valid").collect::<Vec<_>>() == one,
+                "{}: decode_verified_batch",
+                self.spec.name
+            );
+        }
     }
 
     fn json(&self) -> String {
@@ -202,6 +245,21 @@ fn decode(records: &[KinesisRecord], options: &Options) {
     for record in records {
         let users = deaggregate(black_box(&record.data), b"a", options).expect("valid aggregate");
         for u in users {
+            black_box(u.partition_key.len());
+            black_box(u.explicit_hash_key.map(<[u8]>::len));
+            black_box(u.data.len());
+        }
+    }
+}
+
+/// `decode` with the records as one batch.
+fn decode_batch(records: &[KinesisRecord], options: &Options) {
+    let inputs: Vec<(&[u8], &[u8])> = records
+        .iter()
+        .map(|record| (black_box(&record.data[..]), &b"a"[..]))
+        .collect();
+    for users in deaggregate_batch(&inputs, options) {
+        for u in users.expect("valid aggregate") {
             black_box(u.partition_key.len());
             black_box(u.explicit_hash_key.map(<[u8]>::len));
             black_box(u.data.len());
@@ -296,6 +354,31 @@ fn benches(c: &mut Criterion) {
         });
         group.bench_function("prost_owned", |b| b.iter(|| prost_owned(records)));
 
+        let messages: Vec<&[u8]> = records.iter().map(|r| &r.data[..]).collect();
+        let mut digests = vec![[0u8; 16]; messages.len()];
+        for backend in [Backend::Avx2, Backend::Avx512] {
+            if !backend.is_supported() {
+                eprintln!(
+                    "{}: skipping md5_lanes_{backend} and decode_verified_batch_{backend}: \
+                     this CPU lacks {backend}",
+                    corpus.spec.name
+                );
+                continue;
+            }
+            group.bench_function(format!("md5_lanes_{backend}"), |b| {
+                b.iter(|| {
+                    kpl_md5::digest_many_with(backend, black_box(&messages), &mut digests)
+                        .expect("supported");
+                    black_box(&digests);
+                })
+            });
+            kpl_md5::set_max_backend(backend);
+            group.bench_function(format!("decode_verified_batch_{backend}"), |b| {
+                b.iter(|| decode_batch(records, &Options::strict()))
+            });
+            kpl_md5::set_max_backend(Backend::Avx512);
+        }
+
         let mut aggregator = Aggregator::new(corpus.config).expect("valid config");
         group.bench_function("encode", |b| {
             b.iter(|| {
@@ -308,6 +391,29 @@ fn benches(c: &mut Criterion) {
                 for record in aggregator.drain() {
                     bytes += black_box(record).data.len();
                 }
+                assert_eq!(bytes as u64, corpus.bytes);
+            })
+        });
+        group.bench_function("encode_batch", |b| {
+            b.iter(|| {
+                let mut bytes = 0;
+                let mut batch = Vec::with_capacity(500);
+                let mut seal = |batch: &mut Vec<kpl_codec::Unsealed>| {
+                    for record in kpl_codec::seal_all(std::mem::take(batch)) {
+                        bytes += black_box(record).data.len();
+                    }
+                };
+                for user in &corpus.users {
+                    let added = aggregator.add_unsealed(black_box(user.input()));
+                    if let Some(record) = added.expect("valid") {
+                        batch.push(record);
+                        if batch.len() == 500 {
+                            seal(&mut batch);
+                        }
+                    }
+                }
+                batch.extend(std::iter::from_fn(|| aggregator.flush_unsealed()));
+                seal(&mut batch);
                 assert_eq!(bytes as u64, corpus.bytes);
             })
         });

@@ -11,7 +11,7 @@ use crate::hash_key::{
     canonical_decimal, hash_key, is_decimal_hash_key, parse_explicit_hash_key, write_decimal,
 };
 use crate::wire::{len_field_size, put_varint, varint_len};
-use crate::{FRAME_OVERHEAD, MAGIC};
+use crate::{DIGEST_LEN, FRAME_OVERHEAD, MAGIC};
 
 /// Limits of an [`Aggregator`], with KPL's names and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +130,84 @@ impl KinesisRecord {
     pub fn is_aggregated(&self) -> bool {
         self.user_records > 1
     }
+}
+
+/// A [`KinesisRecord`] whose aggregate does not carry its MD5 yet: the last 16 bytes of an
+/// aggregate's data are zeros until it is sealed. [`Aggregator::add_unsealed`] and
+/// [`Aggregator::flush_unsealed`] emit them; [`seal_all`] hashes the aggregates of a whole
+/// batch (a PutRecords call) side by side, [`Unsealed::seal`] one alone. A raw record
+/// (one user record) needs no digest and is sealed as it is.
+///
+/// ```
+/// use kpl_codec::{seal_all, Aggregator, AggregatorConfig, InputRecord};
+///
+/// let config = AggregatorConfig { max_count: 2, ..AggregatorConfig::default() };
+/// let (mut plain, mut deferred) = (Aggregator::new(config)?, Aggregator::new(config)?);
+/// let (mut sealed, mut unsealed) = (Vec::new(), Vec::new());
+/// for key in ["a", "b", "c", "d", "e"] {
+///     sealed.extend(plain.add(InputRecord::new(key, b"data"))?);
+///     unsealed.extend(deferred.add_unsealed(InputRecord::new(key, b"data"))?);
+/// }
+/// sealed.extend(plain.drain());
+/// unsealed.extend(core::iter::from_fn(|| deferred.flush_unsealed()));
+/// assert_eq!(seal_all(unsealed), sealed); // byte for byte
+/// # Ok::<(), kpl_codec::EncodeError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed(KinesisRecord);
+
+impl Unsealed {
+    /// The record, its aggregate's digest still zeros: every field is final but the last
+    /// 16 bytes of an aggregate's data (sizes, keys and hash keys can be read).
+    pub fn record(&self) -> &KinesisRecord {
+        &self.0
+    }
+
+    /// The protobuf to hash, if this is an aggregate.
+    fn body(&self) -> Option<&[u8]> {
+        let data = &self.0.data;
+        if !self.0.is_aggregated() {
+            return None;
+        }
+        data.get(MAGIC.len()..data.len().checked_sub(DIGEST_LEN)?)
+    }
+
+    /// Writes the digest (if this is an aggregate).
+    fn sealed_with(mut self, digest: &[u8; DIGEST_LEN]) -> KinesisRecord {
+        let len = self.0.data.len();
+        if self.0.is_aggregated() {
+            if let Some(slot) = self.0.data.get_mut(len.saturating_sub(DIGEST_LEN)..) {
+                slot.copy_from_slice(digest);
+            }
+        }
+        self.0
+    }
+
+    /// Seals this record alone (one MD5).
+    pub fn seal(self) -> KinesisRecord {
+        let digest = self.body().map(crate::md5).unwrap_or_default();
+        self.sealed_with(&digest)
+    }
+}
+
+/// Seals every record, in order, hashing all the aggregates in one call to
+/// [`crate::md5_many`] (side by side in SIMD lanes with the `simd` feature). The result is
+/// byte for byte what [`Aggregator::add`] and [`Aggregator::flush`] would have emitted.
+pub fn seal_all(records: Vec<Unsealed>) -> Vec<KinesisRecord> {
+    let bodies: Vec<&[u8]> = records.iter().filter_map(Unsealed::body).collect();
+    let mut digests = alloc::vec![[0u8; DIGEST_LEN]; bodies.len()];
+    crate::md5_many(&bodies, &mut digests);
+    let mut digests = digests.into_iter();
+    records
+        .into_iter()
+        .map(|record| {
+            let digest = match record.body() {
+                Some(_) => digests.next().unwrap_or_default(),
+                None => [0; DIGEST_LEN],
+            };
+            record.sealed_with(&digest)
+        })
+        .collect()
 }
 
 /// One user record waiting in the container.
@@ -309,8 +387,8 @@ impl Container {
     }
 
     /// Serializes the first `k` records (k >= 1) as one Kinesis record: tables, then the
-    /// records' bytes as they were encoded, then the MD5.
-    fn serialize(&self, k: usize) -> Option<KinesisRecord> {
+    /// records' bytes as they were encoded, then room for the MD5 (zeros: see [`Unsealed`]).
+    fn serialize(&self, k: usize) -> Option<Unsealed> {
         let first = self.pending.first()?;
         let (hash, explicit_hash_key) = match first.ehk {
             Some(index) => {
@@ -328,14 +406,14 @@ impl Container {
             }
         };
         if k == 1 {
-            return Some(KinesisRecord {
+            return Some(Unsealed(KinesisRecord {
                 partition_key: String::from_utf8_lossy(self.partition_keys.get(first.pk))
                     .into_owned(),
                 explicit_hash_key,
                 data: self.data(first).to_vec(),
                 user_records: 1,
                 hash_key: hash,
-            });
+            }));
         }
         let last = self.pending.get(k - 1)?;
         let mut out = Vec::with_capacity(FRAME_OVERHEAD + last.cumulative);
@@ -344,16 +422,15 @@ impl Container {
         self.explicit_hash_keys
             .write(&mut out, 0x12, last.ehk_table_len);
         out.extend_from_slice(self.records.get(..last.end)?);
-        let digest = crate::md5(out.get(MAGIC.len()..).unwrap_or(&[]));
-        out.extend_from_slice(&digest);
+        out.extend_from_slice(&[0; DIGEST_LEN]);
         debug_assert_eq!(out.len(), FRAME_OVERHEAD + last.cumulative);
-        Some(KinesisRecord {
+        Some(Unsealed(KinesisRecord {
             partition_key: String::from("a"),
             explicit_hash_key,
             data: out,
             user_records: k,
             hash_key: hash,
-        })
+        }))
     }
 }
 
@@ -451,6 +528,15 @@ impl Aggregator {
     /// Adds a user record. Returns the Kinesis record KPL would emit at this point, if the
     /// add reached a limit. A rejected record leaves the aggregator unchanged.
     pub fn add(&mut self, record: InputRecord<'_>) -> Result<Option<KinesisRecord>, EncodeError> {
+        Ok(self.add_unsealed(record)?.map(Unsealed::seal))
+    }
+
+    /// [`Aggregator::add`], the emitted record not hashed yet: seal it with [`seal_all`]
+    /// together with the others of its batch.
+    pub fn add_unsealed(
+        &mut self,
+        record: InputRecord<'_>,
+    ) -> Result<Option<Unsealed>, EncodeError> {
         let ehk = self.validate(&record)?;
         self.container.push(
             &self.hasher,
@@ -460,7 +546,7 @@ impl Aggregator {
         );
         let count = self.container.pending.len() as u64;
         if count >= self.config.max_count || self.container.estimated_size() >= self.limit {
-            return Ok(self.flush());
+            return Ok(self.flush_unsealed());
         }
         Ok(None)
     }
@@ -468,6 +554,11 @@ impl Aggregator {
     /// One KPL flush (as at a deadline): emits the longest prefix within the limits, at
     /// least one record, and keeps the rest. `None` when empty.
     pub fn flush(&mut self) -> Option<KinesisRecord> {
+        self.flush_unsealed().map(Unsealed::seal)
+    }
+
+    /// [`Aggregator::flush`], the emitted record not hashed yet (see [`Unsealed`]).
+    pub fn flush_unsealed(&mut self) -> Option<Unsealed> {
         let n = self.container.pending.len();
         if n == 0 {
             return None;

@@ -57,7 +57,7 @@ mod java;
 pub mod view;
 mod wire;
 
-pub use aggregate::{Aggregator, AggregatorConfig, InputRecord, KinesisRecord};
+pub use aggregate::{seal_all, Aggregator, AggregatorConfig, InputRecord, KinesisRecord, Unsealed};
 pub use deaggregate::{
     deaggregate, deaggregate_batch, kcl_text, Deaggregated, Options, PlainReason, Policy,
     UserRecord, Verdict,

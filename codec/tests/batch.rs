@@ -188,3 +188,32 @@ fn large_batch_with_one_bad_digest() {
     assert!(matches!(strict[50], Err(DecodeError::Md5Mismatch { .. })));
     assert_eq!(strict.iter().filter(|r| r.is_err()).count(), 1);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Deferred digests, sealed per batch of any size, give exactly what `add`/`flush`
+    /// emit (aggregates and raw records alike).
+    #[test]
+    fn seal_all_equals_add_and_flush(
+        users in prop::collection::vec(("[a-c]{1,2}", prop::collection::vec(any::<u8>(), 0..300)), 0..60),
+        max_count in 1u64..10,
+        batch in 1usize..40,
+    ) {
+        let config = AggregatorConfig { max_count, ..AggregatorConfig::default() };
+        let (mut plain, mut deferred) = (Aggregator::new(config).unwrap(), Aggregator::new(config).unwrap());
+        let (mut sealed, mut unsealed) = (Vec::new(), Vec::new());
+        for (key, data) in &users {
+            sealed.extend(plain.add(InputRecord::new(key, data)).unwrap());
+            unsealed.extend(deferred.add_unsealed(InputRecord::new(key, data)).unwrap());
+        }
+        sealed.extend(plain.drain());
+        unsealed.extend(std::iter::from_fn(|| deferred.flush_unsealed()));
+        let mut resealed = Vec::new();
+        while !unsealed.is_empty() {
+            let rest = unsealed.split_off(batch.min(unsealed.len()));
+            resealed.extend(kpl_codec::seal_all(std::mem::replace(&mut unsealed, rest)));
+        }
+        prop_assert_eq!(resealed, sealed);
+    }
+}
