@@ -21,6 +21,33 @@ pub fn hash_key(partition_key: &[u8]) -> u128 {
     u128::from_be_bytes(crate::md5(partition_key))
 }
 
+/// [`hash_key`] of every partition key of `partition_keys` into the same index of `out`,
+/// the MD5s computed side by side in SIMD lanes with the `simd` feature
+/// ([`crate::md5_many`]): for a producer that routes many user records at once.
+///
+/// ```
+/// use kpl_codec::{hash_key, hash_keys};
+/// let mut out = [0u128; 3];
+/// hash_keys(&[b"a", b"b", b"user-17"], &mut out);
+/// assert_eq!(out, [hash_key(b"a"), hash_key(b"b"), hash_key(b"user-17")]);
+/// ```
+///
+/// # Panics
+///
+/// If `out` and `partition_keys` differ in length.
+pub fn hash_keys(partition_keys: &[&[u8]], out: &mut [u128]) {
+    assert_eq!(
+        partition_keys.len(),
+        out.len(),
+        "one hash key per partition key"
+    );
+    let mut digests = alloc::vec![[0u8; 16]; partition_keys.len()];
+    crate::md5_many(partition_keys, &mut digests);
+    for (out, digest) in out.iter_mut().zip(digests) {
+        *out = u128::from_be_bytes(digest);
+    }
+}
+
 /// The hash key KCL computes for a partition key taken from an aggregate's table: MD5 of
 /// the key after Java's lossy UTF-8 decoding and re-encoding. Equal to [`hash_key`] for
 /// valid UTF-8; for invalid UTF-8 each malformed sequence becomes U+FFFD the way Java 17's

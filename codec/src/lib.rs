@@ -63,7 +63,9 @@ pub use deaggregate::{
     UserRecord, Verdict,
 };
 pub use error::{DecodeError, EncodeError, HashRangeError};
-pub use hash_key::{hash_key, kcl_hash_key, parse_explicit_hash_key, write_decimal, HashRange};
+pub use hash_key::{
+    hash_key, hash_keys, kcl_hash_key, parse_explicit_hash_key, write_decimal, HashRange,
+};
 
 /// The four bytes that start every aggregated record.
 pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
