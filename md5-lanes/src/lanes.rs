@@ -47,14 +47,12 @@ pub(crate) fn digest_lanes(kernels: &[Kernel], messages: &[&[u8]], out: &mut [[u
     let mut lanes: [Option<Lane>; MAX_LANES] = [None; MAX_LANES];
     let mut next = 0usize;
     let mut width = narrowest(kernels, messages.len().min(widest.lanes()));
+    let mut busy = 0usize;
     for slot in 0..width.lanes() {
         lanes[slot] = start(messages, &mut next, slot, &mut state, &mut scratch);
+        busy += usize::from(lanes[slot].is_some());
     }
-    loop {
-        let busy = lanes[..width.lanes()].iter().flatten().count();
-        if busy == 0 {
-            break;
-        }
+    while busy > 0 {
         if next == messages.len() && busy < width.lanes() {
             let narrower = narrowest(kernels, busy);
             if narrower.lanes() < width.lanes() {
@@ -62,22 +60,24 @@ pub(crate) fn digest_lanes(kernels: &[Kernel], messages: &[&[u8]], out: &mut [[u
                 width = narrower;
             }
         }
-        let run = lanes[..width.lanes()]
-            .iter()
-            .flatten()
-            .map(|lane| lane.blocks)
-            .min()
-            .unwrap_or(1);
+        // One pass: each busy lane's segment, and the shortest of them.
+        let mut run = usize::MAX;
         let mut segments: [Option<&[u8]>; MAX_LANES] = [None; MAX_LANES];
-        for ((segment, lane), scratch) in segments.iter_mut().zip(&lanes).zip(&scratch) {
-            *segment = lane.map(|lane| {
+        for ((segment, lane), scratch) in segments
+            .iter_mut()
+            .zip(&lanes)
+            .zip(&scratch)
+            .take(width.lanes())
+        {
+            if let Some(lane) = lane {
+                run = run.min(lane.blocks);
                 let bytes = if lane.in_body {
                     messages[lane.message]
                 } else {
                     &scratch[..]
                 };
-                &bytes[lane.offset..]
-            });
+                *segment = bytes.get(lane.offset..);
+            }
         }
         compress(width, &mut state, &segments, run);
         for slot in 0..width.lanes() {
@@ -94,6 +94,7 @@ pub(crate) fn digest_lanes(kernels: &[Kernel], messages: &[&[u8]], out: &mut [[u
             } else {
                 out[lane.message] = digest_of(&state, slot);
                 lanes[slot] = start(messages, &mut next, slot, &mut state, &mut scratch);
+                busy -= usize::from(lanes[slot].is_none());
             }
         }
     }
@@ -141,7 +142,10 @@ fn tail(bytes: &[u8], message: usize, scratch: &mut [u8; 128]) -> Lane {
     let rest = &bytes[bytes.len() / 64 * 64..];
     let blocks = if rest.len() < 56 { 1 } else { 2 };
     let end = blocks * 64;
-    scratch[..end].fill(0);
+    // Zeroed whole (a fixed size: wide stores, no call), then written in place: building
+    // it elsewhere and copying it would read back the narrow stores just made (a
+    // store-forwarding stall).
+    *scratch = [0; 128];
     scratch[..rest.len()].copy_from_slice(rest);
     scratch[rest.len()] = 0x80;
     let bits = (bytes.len() as u64).wrapping_mul(8);
