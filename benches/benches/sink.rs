@@ -34,6 +34,7 @@ fn records() -> Vec<UserRecord> {
 
 fn answer(core: &mut Core, now: Instant, shard_ids: &[String]) -> usize {
     let mut outcomes = 0;
+    core.handle_timeout(now);
     while let Some(t) = core.poll_transmit(now) {
         let results = t
             .entries

@@ -186,6 +186,7 @@ fn run(config: Config, shards: usize, stream: &mut dyn Stream, count: usize) -> 
         }
         let cost = core.buffered_bytes() + core.buffered_records() * RECORD_OVERHEAD;
         report.peak_cost = report.peak_cost.max(cost);
+        core.handle_timeout(now);
         while let Some(t) = core.poll_transmit(now) {
             let routed: Vec<usize> = t
                 .entries

@@ -27,6 +27,20 @@ fn shard_id(i: usize) -> String {
     format!("shardId-{i:012}")
 }
 
+/// What a driver does at `now`: the timer work due ([`Core::handle_timeout`]), then the
+/// next request ([`Core::poll_transmit`]). (A debug build of the core checks its invariants
+/// itself after both while it holds few records; `outcomes` checks them always.)
+trait TransmitAt {
+    fn transmit_at(&mut self, now: Instant) -> Option<Transmit>;
+}
+
+impl TransmitAt for Core {
+    fn transmit_at(&mut self, now: Instant) -> Option<Transmit> {
+        self.handle_timeout(now);
+        self.poll_transmit(now)
+    }
+}
+
 fn new_core(config: Config, map: Option<ShardMap>, t0: Instant) -> Core {
     let mut core = Core::new(config, t0).unwrap();
     if let Some(map) = map {
@@ -131,7 +145,9 @@ fn error(code: &str, message: &str) -> ErrorInfo {
     }
 }
 
+/// The outcomes decided so far (after a check of the core's invariants).
 fn outcomes(core: &mut Core) -> BTreeMap<RecordId, Outcome> {
+    core.check_invariants().unwrap();
     let mut out = BTreeMap::new();
     while let Some((id, outcome)) = core.poll_outcome() {
         assert!(out.insert(id, outcome).is_none(), "two outcomes for {id:?}");
@@ -175,7 +191,7 @@ fn run(
     let mut stalls = 0;
     loop {
         let mut sent = false;
-        while let Some(t) = core.poll_transmit(now) {
+        while let Some(t) = core.transmit_at(now) {
             let response = answer(&t, now);
             core.on_response(t.id, response, now);
             log.push((now, t));
@@ -194,7 +210,10 @@ fn run(
                 }
                 now = now.max(next);
             }
-            _ => return log,
+            _ => {
+                core.check_invariants().unwrap();
+                return log;
+            }
         }
     }
 }
@@ -225,10 +244,10 @@ fn flushes_at_record_max_buffered_time_not_before() {
     let b = core
         .put(UserRecord::new("b", "second"), t0 + ms(40))
         .unwrap();
-    assert!(core.poll_transmit(t0 + ms(40)).is_none());
+    assert!(core.transmit_at(t0 + ms(40)).is_none());
     assert_eq!(core.poll_timeout(t0 + ms(40)), Some(t0 + wait));
-    assert!(core.poll_transmit(t0 + wait - us(1)).is_none());
-    let request = core.poll_transmit(t0 + wait).unwrap();
+    assert!(core.transmit_at(t0 + wait - us(1)).is_none());
+    let request = core.transmit_at(t0 + wait).unwrap();
     assert_eq!(request.entries.len(), 1);
     let entry = &request.entries[0];
     assert_eq!(entry.partition_key, "a");
@@ -237,15 +256,15 @@ fn flushes_at_record_max_buffered_time_not_before() {
         users(entry),
         vec![user("a", None, "first"), user("b", None, "second")]
     );
-    assert!(core.poll_transmit(t0 + wait).is_none());
+    assert!(core.transmit_at(t0 + wait).is_none());
     assert_eq!(core.poll_timeout(t0 + wait), None);
 
     // A record put after that flush waits its own full RecordMaxBufferedTime.
     let t1 = t0 + ms(150);
     let c = core.put(UserRecord::new("c", "third"), t1).unwrap();
     assert_eq!(core.poll_timeout(t1), Some(t1 + wait));
-    assert!(core.poll_transmit(t1 + wait - us(1)).is_none());
-    let second = core.poll_transmit(t1 + wait).unwrap();
+    assert!(core.transmit_at(t1 + wait - us(1)).is_none());
+    let second = core.transmit_at(t1 + wait).unwrap();
     assert_eq!(second.entries.len(), 1);
     assert_eq!(second.entries[0].partition_key, "c");
     assert_eq!(second.entries[0].data, b"third");
@@ -303,10 +322,10 @@ fn aggregates_per_shard_on_four_shards() {
             .unwrap();
         expected[shard].push((id, user(&pk, None, &data)));
     }
-    assert!(core.poll_transmit(t0).is_none());
+    assert!(core.transmit_at(t0).is_none());
     let t1 = t0 + ms(100);
-    let request = core.poll_transmit(t1).unwrap();
-    assert!(core.poll_transmit(t1).is_none());
+    let request = core.transmit_at(t1).unwrap();
+    assert!(core.transmit_at(t1).is_none());
     assert_eq!(request.entries.len(), 4);
     let mut seen = BTreeSet::new();
     let mut results = Vec::new();
@@ -361,7 +380,7 @@ fn splits_at_aggregation_max_size_and_batches_within_500_records_and_5_mib() {
         core.put(UserRecord::new("k", payload.clone()), t0).unwrap();
     }
     let mut requests = Vec::new();
-    while let Some(t) = core.poll_transmit(t0) {
+    while let Some(t) = core.transmit_at(t0) {
         requests.push(t);
     }
     assert_eq!(
@@ -376,8 +395,8 @@ fn splits_at_aggregation_max_size_and_batches_within_500_records_and_5_mib() {
         assert!(t.size() <= 5 * 1024 * 1024);
     }
     assert_eq!(core.poll_timeout(t0), Some(t0 + ms(100)));
-    assert!(core.poll_transmit(t0 + ms(100) - us(1)).is_none());
-    let last = core.poll_transmit(t0 + ms(100)).unwrap();
+    assert!(core.transmit_at(t0 + ms(100) - us(1)).is_none());
+    let last = core.transmit_at(t0 + ms(100)).unwrap();
     assert_eq!(last.entries.len(), 1);
     assert_eq!(last.entries[0].partition_key, "k");
     assert_eq!(last.entries[0].data, payload.as_bytes());
@@ -401,7 +420,7 @@ fn splits_at_aggregation_max_size_and_batches_within_500_records_and_5_mib() {
         core.put(UserRecord::new("k", payload.clone()), t0).unwrap();
     }
     let mut requests = Vec::new();
-    while let Some(t) = core.poll_transmit(t0) {
+    while let Some(t) = core.transmit_at(t0) {
         requests.push(t);
     }
     assert_eq!(
@@ -415,11 +434,11 @@ fn splits_at_aggregation_max_size_and_batches_within_500_records_and_5_mib() {
             .iter()
             .all(|e| e.data.len() == 200_043 && e.user_records == 2));
     }
-    assert!(core.poll_transmit(t0 + ms(99)).is_none());
-    let last = core.poll_transmit(t0 + ms(100)).unwrap();
+    assert!(core.transmit_at(t0 + ms(99)).is_none());
+    let last = core.transmit_at(t0 + ms(100)).unwrap();
     assert_eq!(last.entries.len(), 9);
     assert_eq!(last.size(), 8 * 200_044 + 100_001);
-    assert!(core.poll_transmit(t0 + ms(100)).is_none());
+    assert!(core.transmit_at(t0 + ms(100)).is_none());
 }
 
 /// Checks that no more than `burst + rate * elapsed` units went to a shard by any time.
@@ -535,7 +554,7 @@ fn retries_throttled_records_with_backoff_then_succeeds() {
     let mut core = new_core(config, Some(ShardMap::even(1)), t0);
     let a = core.put(UserRecord::new("a", "1"), t0).unwrap();
     let b = core.put(UserRecord::new("b", "2"), t0).unwrap();
-    let first = core.poll_transmit(t0 + ms(100)).unwrap();
+    let first = core.transmit_at(t0 + ms(100)).unwrap();
     let throttled = || {
         Ok(vec![EntryResult::Failed(error(
             PTEE,
@@ -545,7 +564,7 @@ fn retries_throttled_records_with_backoff_then_succeeds() {
     let t1 = t0 + ms(110);
     core.on_response(first.id, throttled(), t1);
     assert!(outcomes(&mut core).is_empty());
-    assert!(core.poll_transmit(t1).is_none());
+    assert!(core.transmit_at(t1).is_none());
     // First retry after RetryBackoffMin with jitter in its upper half.
     let due = core.poll_timeout(t1).unwrap();
     assert!(
@@ -553,8 +572,8 @@ fn retries_throttled_records_with_backoff_then_succeeds() {
         "{:?}",
         due - t1
     );
-    assert!(core.poll_transmit(due - us(1)).is_none());
-    let second = core.poll_transmit(due).unwrap();
+    assert!(core.transmit_at(due - us(1)).is_none());
+    let second = core.transmit_at(due).unwrap();
     assert_eq!(second.entries, first.entries);
     core.on_response(second.id, throttled(), due);
     // Then doubled.
@@ -564,8 +583,8 @@ fn retries_throttled_records_with_backoff_then_succeeds() {
         "{:?}",
         due2 - due
     );
-    assert!(core.poll_transmit(due2 - us(1)).is_none());
-    let third = core.poll_transmit(due2).unwrap();
+    assert!(core.transmit_at(due2 - us(1)).is_none());
+    let third = core.transmit_at(due2).unwrap();
     assert_eq!(third.entries, first.entries);
     core.on_response(third.id, Ok(vec![stored(&shard_id(0), 1)]), due2);
     let out = outcomes(&mut core);
@@ -590,7 +609,7 @@ fn retry_backoff_is_capped_at_retry_backoff_max() {
     let mut core = new_core(config, Some(ShardMap::even(1)), t0);
     core.put(UserRecord::new("a", "1"), t0).unwrap();
     let mut now = t0 + ms(100);
-    let mut request = core.poll_transmit(now).unwrap();
+    let mut request = core.transmit_at(now).unwrap();
     for attempt in 1..=6u64 {
         core.on_response(
             request.id,
@@ -605,7 +624,7 @@ fn retry_backoff_is_capped_at_retry_backoff_max() {
             due - now
         );
         now = due;
-        request = core.poll_transmit(now).unwrap();
+        request = core.transmit_at(now).unwrap();
     }
 }
 
@@ -621,7 +640,7 @@ fn fails_with_expired_after_record_ttl_with_last_error() {
     let mut now = t0;
     let mut attempts = 0u32;
     let out = loop {
-        while let Some(t) = core.poll_transmit(now) {
+        while let Some(t) = core.transmit_at(now) {
             attempts += 1;
             let message = format!("attempt {attempts}");
             core.on_response(
@@ -665,7 +684,7 @@ fn ttl_expires_each_record_of_a_retried_aggregate_at_its_own_deadline() {
     let mut sent = Vec::new();
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        while let Some(t) = core.poll_transmit(now) {
+        while let Some(t) = core.transmit_at(now) {
             let results = vec![EntryResult::Failed(error(PTEE, "busy")); t.entries.len()];
             sent.push((now, t.entries.clone()));
             core.on_response(t.id, Ok(results), now);
@@ -701,8 +720,8 @@ fn two_shard_request(core: &mut Core, t0: Instant) -> ([RecordId; 3], Transmit) 
     let a = core.put(with_key("a", 1, "a"), t0).unwrap();
     let b = core.put(with_key("b", 2, "b"), t0).unwrap();
     let c = core.put(with_key("c", HALF + 1, "c"), t0).unwrap();
-    let t = core.poll_transmit(t0 + ms(100)).unwrap();
-    assert!(core.poll_transmit(t0 + ms(100)).is_none());
+    let t = core.transmit_at(t0 + ms(100)).unwrap();
+    assert!(core.transmit_at(t0 + ms(100)).is_none());
     assert_eq!(t.entries.len(), 2);
     ([a, b, c], t)
 }
@@ -733,7 +752,7 @@ fn non_retryable_entry_error_fails_only_that_record() {
         assert_eq!(f.attempts, 1);
     }
     assert_eq!(*success(&out[&c]).shard_id, shard_id(1));
-    assert!(core.poll_transmit(t0 + ms(10_000)).is_none());
+    assert!(core.transmit_at(t0 + ms(10_000)).is_none());
     assert_eq!(core.poll_timeout(t0 + ms(100)), None);
     assert!(core.is_idle());
     assert!(core.stats().retries_by_code.is_empty());
@@ -753,7 +772,7 @@ fn whole_request_throttling_retries_everything() {
     };
     core.on_response(t.id, Err(throttling), t1);
     assert!(outcomes(&mut core).is_empty());
-    assert!(core.poll_transmit(t1).is_none());
+    assert!(core.transmit_at(t1).is_none());
     let log = run(
         &mut core,
         t1,
@@ -837,7 +856,7 @@ fn spanning_aggregate(core: &mut Core, t0: Instant) -> ([RecordId; 3], Transmit)
     let a = core.put(with_key("low-a", 10, "a"), t0).unwrap();
     let b = core.put(with_key("high-b", HALF + 10, "b"), t0).unwrap();
     let c = core.put(with_key("low-c", 20, "c"), t0).unwrap();
-    let t = core.poll_transmit(t0 + ms(100)).unwrap();
+    let t = core.transmit_at(t0 + ms(100)).unwrap();
     assert_eq!(t.entries.len(), 1);
     assert_eq!(t.entries[0].explicit_hash_key, "10");
     assert_eq!(data_of(&t.entries[0]), ["a", "b", "c"]);
@@ -884,8 +903,8 @@ fn wrong_shard_resends_all_user_records_after_new_map() {
     // Re-sent within one RecordMaxBufferedTime of the answer.
     let due = core.poll_timeout(t1).unwrap();
     assert!(due >= t1 && due <= t0 + ms(102 + 100), "{:?}", due - t0);
-    let resent = core.poll_transmit(due).unwrap();
-    assert!(core.poll_transmit(due).is_none());
+    let resent = core.transmit_at(due).unwrap();
+    assert!(core.transmit_at(due).is_none());
     assert_shard_safe(&resent, &split_map());
     // All three go again (a and c too, though they were in range): a and c aggregated for
     // the lower child, b alone for the upper one.
@@ -936,13 +955,13 @@ fn unknown_shard_parks_until_map_refresh() {
     // Parked: nothing is re-sent or reported while the map is awaited (here 20 s, within
     // the 30 s RecordTtl).
     let late = t0 + ms(20_000);
-    assert!(core.poll_transmit(late).is_none());
+    assert!(core.transmit_at(late).is_none());
     assert!(outcomes(&mut core).is_empty());
     assert_eq!(core.buffered_records(), 3);
     core.set_shard_map(split_map(), late);
     let due = core.poll_timeout(late).unwrap();
     assert!(due >= late && due <= late + ms(100), "{:?}", due - late);
-    let resent = core.poll_transmit(due).unwrap();
+    let resent = core.transmit_at(due).unwrap();
     assert_eq!(
         resent.entries.iter().map(|e| e.user_records).sum::<usize>(),
         3
@@ -970,7 +989,7 @@ fn installing_the_fresh_map_after_an_unknown_shard_reaggregates_without_asking_a
     assert!(!core.wants_shard_map());
     let due = core.poll_timeout(t1).unwrap();
     assert!(due <= t1 + ms(100));
-    let resent = core.poll_transmit(due).unwrap();
+    let resent = core.transmit_at(due).unwrap();
     assert!(!core.wants_shard_map());
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in &resent.entries {
@@ -989,7 +1008,7 @@ fn parked_aggregate_that_fits_its_new_shard_succeeds_without_resend() {
     let mut core = new_core(Config::default(), Some(ShardMap::even(1)), t0);
     let a = core.put(with_key("a", 10, "a"), t0).unwrap();
     let b = core.put(with_key("b", 20, "b"), t0).unwrap();
-    let t = core.poll_transmit(t0 + ms(100)).unwrap();
+    let t = core.transmit_at(t0 + ms(100)).unwrap();
     core.on_response(t.id, Ok(vec![stored(&shard_id(1), 4)]), t0 + ms(101));
     assert!(outcomes(&mut core).is_empty());
     assert!(core.wants_shard_map());
@@ -1004,7 +1023,7 @@ fn parked_aggregate_that_fits_its_new_shard_succeeds_without_resend() {
         );
         assert_eq!(s.attempts, 1);
     }
-    assert!(core.poll_transmit(t0 + ms(10_000)).is_none());
+    assert!(core.transmit_at(t0 + ms(10_000)).is_none());
     assert!(core.is_idle());
     assert_eq!(core.stats().wrong_shard_resends, 0);
 }
@@ -1029,7 +1048,7 @@ fn backpressure_full_returns_the_record_until_outcomes_free_room() {
     assert_eq!(core.buffered_records(), 3);
     // Sent but not answered: still buffered.
     let t1 = t0 + ms(100);
-    let t = core.poll_transmit(t1).unwrap();
+    let t = core.transmit_at(t1).unwrap();
     assert_eq!(
         core.put(fourth.clone(), t1),
         Err(PutError::Full(fourth.clone()))
@@ -1061,15 +1080,72 @@ fn backpressure_full_returns_the_record_until_outcomes_free_room() {
 }
 
 #[test]
+fn poll_transmit_only_hands_out_what_handle_timeout_collected() {
+    let t0 = Instant::now();
+    let mut core = new_core(Config::default(), Some(ShardMap::even(1)), t0);
+    let a = core.put(UserRecord::new("a", "x"), t0).unwrap();
+    let b = core.put(UserRecord::new("b", "y"), t0).unwrap();
+    let t1 = t0 + ms(100);
+    // Due, but still in the open aggregate: the timer work has not run.
+    assert!(core.poll_transmit(t1).is_none());
+    assert_eq!(core.poll_timeout(t1), Some(t1));
+    // The timer work closes the aggregate and collects it, and hands nothing out.
+    core.handle_timeout(t1);
+    assert_eq!(core.in_flight(), 0);
+    assert_eq!(core.stats().put_records_calls, 0);
+    assert!(core.poll_outcome().is_none());
+    let request = core.poll_transmit(t1).unwrap();
+    assert_eq!(request.entries.len(), 1);
+    assert_eq!(data_of(&request.entries[0]), ["x", "y"]);
+    assert!(core.poll_transmit(t1).is_none());
+    core.on_response(request.id, Ok(vec![stored(&shard_id(0), 1)]), t1);
+    let out = outcomes(&mut core);
+    assert_eq!(out.keys().copied().collect::<Vec<_>>(), [a, b]);
+}
+
+#[test]
+fn a_collected_record_expires_at_its_ttl_while_no_request_may_go() {
+    let t0 = Instant::now();
+    let config = Config {
+        max_connections: 1,
+        record_ttl: 1000,
+        ..Config::default()
+    };
+    let mut core = new_core(config, Some(ShardMap::even(1)), t0);
+    let a = core.put(UserRecord::new("a", "first"), t0).unwrap();
+    let first = core.transmit_at(t0 + ms(100)).unwrap();
+    // The one connection stays busy: "b" is collected at its deadline but cannot go.
+    let b = core
+        .put(UserRecord::new("b", "second"), t0 + ms(200))
+        .unwrap();
+    assert!(core.transmit_at(t0 + ms(300)).is_none());
+    // Its TTL (put + RecordTtl) is the next thing due.
+    assert_eq!(core.poll_timeout(t0 + ms(300)), Some(t0 + ms(1200)));
+    assert!(core.transmit_at(t0 + ms(1200) - us(1)).is_none());
+    assert!(outcomes(&mut core).is_empty());
+    assert!(core.transmit_at(t0 + ms(1200)).is_none());
+    let out = outcomes(&mut core);
+    assert_eq!(out.len(), 1);
+    let f = failure(&out[&b]);
+    assert_eq!(f.reason, FailureReason::Expired(None));
+    assert_eq!(f.attempts, 0);
+    // The request in flight is answered later: "a" is stored all the same.
+    core.on_response(first.id, Ok(vec![stored(&shard_id(0), 1)]), t0 + ms(1500));
+    let out = outcomes(&mut core);
+    assert_eq!(success(&out[&a]).attempts, 1);
+    assert!(core.is_idle());
+}
+
+#[test]
 fn no_map_holds_then_sends_raw_at_deadline() {
     let t0 = Instant::now();
     let mut core = new_core(Config::default(), None, t0);
     assert!(core.wants_shard_map());
     let a = core.put(UserRecord::new("a", "1"), t0).unwrap();
     let b = core.put(with_key("b", 77, "2"), t0 + ms(10)).unwrap();
-    assert!(core.poll_transmit(t0 + ms(99)).is_none());
+    assert!(core.transmit_at(t0 + ms(99)).is_none());
     assert_eq!(core.poll_timeout(t0 + ms(10)), Some(t0 + ms(100)));
-    let first = core.poll_transmit(t0 + ms(100)).unwrap();
+    let first = core.transmit_at(t0 + ms(100)).unwrap();
     assert_eq!(first.entries.len(), 1);
     assert_eq!(
         first.entries[0],
@@ -1080,7 +1156,7 @@ fn no_map_holds_then_sends_raw_at_deadline() {
             user_records: 1,
         }
     );
-    let second = core.poll_transmit(t0 + ms(110)).unwrap();
+    let second = core.transmit_at(t0 + ms(110)).unwrap();
     assert_eq!(
         second.entries[0],
         PutEntry {
@@ -1104,8 +1180,8 @@ fn no_map_holds_then_sends_raw_at_deadline() {
     core.put(UserRecord::new("a", "1"), t0).unwrap();
     core.put(with_key("b", 77, "2"), t0).unwrap();
     core.set_shard_map(ShardMap::even(1), t0 + ms(50));
-    assert!(core.poll_transmit(t0 + ms(99)).is_none());
-    let t = core.poll_transmit(t0 + ms(100)).unwrap();
+    assert!(core.transmit_at(t0 + ms(99)).is_none());
+    let t = core.transmit_at(t0 + ms(100)).unwrap();
     assert_eq!(t.entries.len(), 1);
     assert!(is_aggregate(&t.entries[0]));
     assert_eq!(
@@ -1172,11 +1248,11 @@ fn abort_fails_everything_with_shutdown() {
     let mut core = new_core(Config::default(), Some(ShardMap::even(1)), t0);
     let x1 = core.put(UserRecord::new("x1", "x1"), t0).unwrap();
     let x2 = core.put(UserRecord::new("x2", "x2"), t0).unwrap();
-    let parked = core.poll_transmit(t0 + ms(100)).unwrap();
+    let parked = core.transmit_at(t0 + ms(100)).unwrap();
     let y = core.put(UserRecord::new("y", "y"), t0 + ms(100)).unwrap();
-    let retried = core.poll_transmit(t0 + ms(200)).unwrap();
+    let retried = core.transmit_at(t0 + ms(200)).unwrap();
     let z = core.put(UserRecord::new("z", "z"), t0 + ms(200)).unwrap();
-    let in_flight = core.poll_transmit(t0 + ms(300)).unwrap();
+    let in_flight = core.transmit_at(t0 + ms(300)).unwrap();
     let p = core.put(UserRecord::new("p", "p"), t0 + ms(300)).unwrap();
     let t1 = t0 + ms(300);
     core.on_response(parked.id, Ok(vec![stored(&shard_id(9), 1)]), t1);
@@ -1202,7 +1278,7 @@ fn abort_fails_everything_with_shutdown() {
     assert_eq!(core.buffered_bytes(), 0);
     core.on_response(in_flight.id, Ok(vec![stored(&shard_id(0), 2)]), t1);
     assert!(core.poll_outcome().is_none());
-    assert!(core.poll_transmit(t0 + ms(60_000)).is_none());
+    assert!(core.transmit_at(t0 + ms(60_000)).is_none());
 }
 
 /// Found by the `sink_core` fuzz target: an aggregate stored on a shard that even the map
@@ -1215,7 +1291,7 @@ fn parked_aggregate_on_a_shard_the_fresh_map_does_not_list_is_resent() {
     let mut core = new_core(Config::default(), Some(ShardMap::even(1)), t0);
     let a = core.put(with_key("a", 10, "a"), t0).unwrap();
     let b = core.put(with_key("b", 20, "b"), t0).unwrap();
-    let t = core.poll_transmit(t0 + ms(100)).unwrap();
+    let t = core.transmit_at(t0 + ms(100)).unwrap();
     assert_eq!(t.entries.len(), 1);
     core.on_response(t.id, Ok(vec![stored(&shard_id(9), 1)]), t0 + ms(101));
     assert!(outcomes(&mut core).is_empty());
@@ -1228,7 +1304,7 @@ fn parked_aggregate_on_a_shard_the_fresh_map_does_not_list_is_resent() {
         .poll_timeout(t1)
         .expect("the records are scheduled again");
     assert!(due <= t1 + ms(100), "{:?}", due - t1);
-    let resent = core.poll_transmit(due).unwrap();
+    let resent = core.transmit_at(due).unwrap();
     assert_eq!(data_of(&resent.entries[0]), ["a", "b"]);
     core.on_response(resent.id, Ok(vec![stored(&shard_id(0), 2)]), due);
     let out = outcomes(&mut core);

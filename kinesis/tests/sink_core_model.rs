@@ -5,11 +5,12 @@
 //! arrived lands where KCL would drop it. The core learns of a reshard only when it asks
 //! for the map (or, sometimes, unasked).
 //!
-//! Checked throughout: one outcome per accepted record, none twice, none unknown, none
-//! for a record still in flight; the buffer limits; every aggregate handed out fits the
-//! open shard its explicit hash key routes to in the core's map of that moment; every
-//! success points at a stored Kinesis record that KCL reads back with that user record at
-//! that sub-sequence number. At the end, after a drain: every record has its outcome, and
+//! Checked throughout: the core's own invariants (`Core::check_invariants`: every record
+//! in exactly one place, the counters, the limits) after every step and every timer pass;
+//! one outcome per accepted record, none twice, none unknown, none for a record still in
+//! flight; the buffer limits; every aggregate handed out fits the open shard its explicit
+//! hash key routes to in the core's map of that moment; every success points at a stored
+//! Kinesis record that KCL reads back with that user record at that sub-sequence number. At the end, after a drain: every record has its outcome, and
 //! KCL's read-back of the whole stream (each record filtered by the range of the shard
 //! it is stored on) delivers exactly the successful records, once each, and nothing that
 //! was not put.
@@ -270,7 +271,14 @@ impl Model {
             }
             Op::Flush => self.core.flush(self.now),
         }
+        self.check_invariants();
         self.pump();
+    }
+
+    fn check_invariants(&self) {
+        if let Err(broken) = self.core.check_invariants() {
+            panic!("invariant broken: {broken}");
+        }
     }
 
     fn give_map(&mut self) {
@@ -329,8 +337,11 @@ impl Model {
         }
     }
 
-    /// Takes every due request and checks it; takes every outcome and checks it.
+    /// Does the timer work due, takes every request then due and checks it; takes every
+    /// outcome and checks it.
     fn pump(&mut self) {
+        self.core.handle_timeout(self.now);
+        self.check_invariants();
         while let Some(t) = self.core.poll_transmit(self.now) {
             let map = self.core.shard_map().cloned();
             let users = self.check_transmit(&t, map.as_ref());
@@ -342,6 +353,7 @@ impl Model {
         assert_eq!(self.core.buffered_records(), waiting, "buffered records");
         assert!(self.core.buffered_records() <= self.config.max_buffered_records);
         assert!(self.core.buffered_bytes() <= self.config.max_buffered_bytes);
+        self.check_invariants();
     }
 
     /// Checks a request as it is handed out; returns the put indices of each entry.

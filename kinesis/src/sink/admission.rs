@@ -168,6 +168,16 @@ impl Admission {
         }
     }
 
+    /// Each account's id, records and cost charged (what [`Core::check_invariants`]
+    /// compares with the records buffered).
+    ///
+    /// [`Core::check_invariants`]: super::Core::check_invariants
+    pub(crate) fn charged(&self) -> impl Iterator<Item = (&str, usize, usize)> + '_ {
+        self.accounts
+            .iter()
+            .map(|(id, a)| (&**id, a.records, a.cost))
+    }
+
     /// Forgets accounts with nothing buffered that are not in `keep` (shards gone from the
     /// map), so that the table does not grow with reshards.
     pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {

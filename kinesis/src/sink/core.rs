@@ -7,19 +7,38 @@
 //! (PutRecords batches, sent when full or at the oldest deadline) → in flight → outcome,
 //! or retry with backoff, or re-send after a reshard.
 //!
-//! Invariants kept here:
-//! - every accepted user record is in exactly one place (held, an aggregator, a Kinesis
-//!   record in a ready queue, the collector, a retry, a request in flight, or parked) until
-//!   its single outcome is emitted;
-//! - an aggregate only ever holds user records of one open shard of the map it was built
-//!   with, and is re-checked against the current map before it is sent again.
+//! Where an accepted user record can be, until its one outcome (exactly one place at a
+//! time; [`Core::check_invariants`] checks it):
+//! - held, waiting for a shard map (there is none yet, or it came back from a wrong shard
+//!   and waits for the next one);
+//! - in its shard's open aggregate: the [`Aggregator`]'s encoding, with the records it
+//!   holds kept beside it, in order;
+//! - in a Kinesis record ([`records::Outbound`]: an aggregate or the record alone, always
+//!   with its user records beside its bytes) in its shard's ready queue (the rate limiter),
+//!   in the collector, waiting for a retry, in a request in flight, or parked (stored on a
+//!   shard the map does not know, until the next map).
+//!
+//! An aggregate only ever holds user records of one open shard of the map it was built
+//! with, and is re-checked against the current map before it is sent again. One taken
+//! apart (some of its records expired, or it no longer fits one shard) puts its user records
+//! back through the pipeline as they were put: nothing is decoded.
+//!
+//! The driver's loop: [`Core::handle_timeout`] (timer work: deadlines, retries, rate
+//! limits, TTLs), then [`Core::poll_transmit`] until it is empty (it only hands out
+//! requests), then sleep until [`Core::poll_timeout`] or the next event.
+
+mod collector;
+mod invariants;
+mod records;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kpl_codec::{deaggregate, Aggregator, HashRange, InputRecord, KinesisRecord, Options, Policy};
+use kpl_codec::{Aggregator, HashRange};
 
+use self::collector::Collector;
+use self::records::{input_of, Accepted, Outbound};
 use super::admission::{Admission, ShardBudget, Throughput, RECORD_OVERHEAD};
 use super::config::Config;
 use super::errors::{retryable_record_error, GUARD_TIMEOUT};
@@ -123,75 +142,56 @@ impl Stats {
     }
 }
 
-/// What the core keeps about a user record besides its bytes.
-#[derive(Debug, Clone)]
-struct Meta {
-    id: RecordId,
-    hash_key: u128,
-    has_ehk: bool,
-    size: usize,
-    /// When it should be sent at the latest (put time + `RecordMaxBufferedTime`).
-    deadline: Instant,
-    /// When it fails if not stored (put time + `RecordTtl`).
-    expires: Instant,
-    attempts: u32,
-    last_error: Option<ErrorInfo>,
-    /// The shard whose admission account it is charged to (empty: no map when put).
-    account: Arc<str>,
-}
+/// Builds with `debug_assertions` check the invariants after every call that changes the
+/// core while it buffers at most this many user records: the check walks them all, and
+/// beyond that it would make a debug build's run quadratic (the scenario tests took 300
+/// times as long checking always).
+#[cfg(debug_assertions)]
+const SELF_CHECK_RECORDS: usize = 64;
 
-/// A Kinesis record and the user records it carries, in order.
-#[derive(Debug)]
-struct KRec {
-    partition_key: String,
-    explicit_hash_key: String,
-    data: Vec<u8>,
-    hash_key: u128,
-    users: Vec<Meta>,
-    /// Whether `data` is an aggregate (two or more user records when built).
-    aggregated: bool,
-    /// Shard map generation it was built (or last checked) with.
-    epoch: u64,
-    deadline: Instant,
-}
-
-impl KRec {
-    fn size(&self) -> usize {
-        self.data.len() + self.partition_key.len()
-    }
-
-    fn aggregated(&self) -> bool {
-        self.aggregated
-    }
-
-    fn fits(&self, range: HashRange) -> bool {
-        self.users.iter().all(|u| range.contains(u.hash_key))
-    }
-}
-
+/// One open shard of the map: its aggregate being filled, the Kinesis records waiting for
+/// its rate limiter, and the limiter.
 #[derive(Debug)]
 struct Shard {
     id: Arc<str>,
     range: HashRange,
+    /// The open aggregate's encoding.
     aggregator: Aggregator,
-    /// Metadata of the user records inside `aggregator`, in the same order.
-    pending: VecDeque<Meta>,
+    /// The user records inside `aggregator`, in the same order.
+    open: VecDeque<Accepted>,
     /// Kinesis records waiting for the rate limiter.
-    ready: VecDeque<KRec>,
+    ready: VecDeque<Outbound>,
     limiter: ShardLimiter,
 }
 
+/// An aggregate stored on a shard the map does not know, until a fresh map tells whether
+/// that shard holds all its user records.
 #[derive(Debug)]
 struct Parked {
-    rec: KRec,
+    rec: Outbound,
     shard_id: Arc<str>,
     sequence_number: Arc<str>,
+}
+
+/// With which shard map user records taken out of a Kinesis record go through the
+/// pipeline again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reroute {
+    /// The current one (expiry of some of its records, a reshard seen in the map).
+    WithCurrentMap,
+    /// The next one, wanted now: the record landed on a shard that does not hold them
+    /// all, so the current map is out of date. They are held until it comes (or sent alone
+    /// at their deadline).
+    WithNextMap,
 }
 
 /// The sink state machine. Pipeline, as in KPL: `put` → per-shard aggregator (flushed when
 /// full or at the oldest record's deadline) → per-shard rate limiter → collector (PutRecords
 /// batches, sent when full or at the oldest deadline) → in flight → outcome, or retry with
 /// backoff, or re-send after a reshard. Every accepted user record gets exactly one outcome.
+///
+/// A driver calls [`Core::handle_timeout`] then [`Core::poll_transmit`] (until `None`)
+/// whenever something happened or [`Core::poll_timeout`] is reached.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -202,9 +202,11 @@ struct Parked {
 /// core.set_shard_map(ShardMap::even(1), t0);
 /// let a = core.put(UserRecord::new("a", "x"), t0).unwrap();
 /// let b = core.put(UserRecord::new("b", "yz"), t0).unwrap();
+/// core.handle_timeout(t0);
 /// assert!(core.poll_transmit(t0).is_none()); // waits up to RecordMaxBufferedTime
 /// let t1 = core.poll_timeout(t0).unwrap();
 /// assert_eq!(t1, t0 + Duration::from_millis(100));
+/// core.handle_timeout(t1);
 /// let request = core.poll_transmit(t1).unwrap();
 /// assert_eq!(request.entries.len(), 1); // one aggregate of two user records
 /// core.on_response(request.id, Ok(vec![EntryResult::Stored {
@@ -219,19 +221,21 @@ pub struct Core {
     config: Config,
     buffered_time: Duration,
     ttl: Duration,
+    /// Validates records at `put`; cloned (empty) for each new shard.
     checker: Aggregator,
     map: Option<ShardMap>,
+    /// Shard map generation: incremented by each map installed.
     epoch: u64,
+    /// The open shards of `map`, index for index.
     shards: Vec<Shard>,
-    /// User records waiting for a shard map (none yet, or a refresh after a wrong shard).
-    held: VecDeque<(UserRecord, Meta)>,
+    /// User records waiting for a shard map (none yet, or the next one after a wrong shard).
+    held: VecDeque<Accepted>,
     /// A map refresh is wanted (start, wrong or unknown shard).
     wants_map: bool,
-    collect: VecDeque<KRec>,
-    collect_bytes: usize,
-    collect_deadline: Option<Instant>,
-    retries: BTreeMap<(Instant, u64), KRec>,
-    in_flight: BTreeMap<RequestId, Vec<KRec>>,
+    collector: Collector,
+    /// Kinesis records waiting out their backoff, by due time (then a sequence number).
+    retries: BTreeMap<(Instant, u64), Outbound>,
+    in_flight: BTreeMap<RequestId, Vec<Outbound>>,
     /// Bytes of the requests in flight.
     in_flight_bytes: usize,
     /// Most bytes per PutRecords request now: `CollectionMaxSize`, halved after each
@@ -279,9 +283,7 @@ impl Core {
             shards: Vec::new(),
             held: VecDeque::new(),
             wants_map: true,
-            collect: VecDeque::new(),
-            collect_bytes: 0,
-            collect_deadline: None,
+            collector: Collector::default(),
             retries: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             in_flight_bytes: 0,
@@ -341,12 +343,9 @@ impl Core {
     /// Accepts a user record, or says why not. Its outcome comes later from
     /// [`Core::poll_outcome`].
     pub fn put(&mut self, record: UserRecord, now: Instant) -> Result<RecordId, PutError> {
-        let input = InputRecord {
-            partition_key: &record.partition_key,
-            explicit_hash_key: record.explicit_hash_key.as_deref(),
-            data: &record.data,
-        };
-        self.checker.check(&input).map_err(PutError::Invalid)?;
+        self.checker
+            .check(&input_of(&record))
+            .map_err(PutError::Invalid)?;
         let size = record.size();
         let hash_key = hash_key_of(&record).map_err(PutError::Invalid)?;
         let account = self.account_of(hash_key);
@@ -360,11 +359,10 @@ impl Core {
         self.admission.charge(&account, size + RECORD_OVERHEAD, now);
         let id = RecordId(self.next_record);
         self.next_record += 1;
-        let meta = Meta {
+        let accepted = Accepted {
+            record,
             id,
             hash_key,
-            has_ehk: record.explicit_hash_key.is_some(),
-            size,
             deadline: now + self.buffered_time,
             expires: now + self.ttl,
             attempts: 0,
@@ -374,7 +372,8 @@ impl Core {
         self.buffered_records += 1;
         self.buffered_bytes += size;
         self.stats.user_records_put += 1;
-        self.route(record, meta, false, now);
+        self.route(accepted);
+        self.debug_check();
         Ok(id)
     }
 
@@ -415,7 +414,7 @@ impl Core {
     pub fn set_shard_map(&mut self, map: ShardMap, now: Instant) {
         self.epoch += 1;
         self.stats.shard_maps += 1;
-        let mut old = core::mem::take(&mut self.shards);
+        let mut old = std::mem::take(&mut self.shards);
         let mut shards = Vec::with_capacity(map.len());
         for i in 0..map.len() {
             let Some((id, range)) = map.open_shard(i) else {
@@ -431,32 +430,26 @@ impl Core {
         self.admission.retain(|id| open.iter().any(|o| &**o == id));
         self.map = Some(map);
         self.wants_map = false;
-        // Shards that are gone: take their records apart.
-        for mut shard in old {
-            while let Some(rec) = shard.aggregator.flush() {
-                let rec = take_krec(rec, &mut shard.pending, self.epoch, now);
-                self.requeue(rec, now, false);
-            }
+        // Shards that are gone: their user records go through the pipeline again.
+        for shard in old {
+            self.requeue(shard.open, now, Reroute::WithCurrentMap);
             for rec in shard.ready {
-                self.requeue(rec, now, false);
+                self.requeue(rec.into_users(), now, Reroute::WithCurrentMap);
             }
         }
         // Kinesis records waiting for a request: re-check them against the new map.
-        let collect = core::mem::take(&mut self.collect);
-        self.collect_bytes = 0;
-        self.collect_deadline = None;
-        for rec in collect {
+        for rec in self.collector.take_all() {
             self.resubmit(rec, now);
         }
-        let held = core::mem::take(&mut self.held);
-        for (record, meta) in held {
-            self.route(record, meta, false, now);
+        let held = std::mem::take(&mut self.held);
+        for accepted in held {
+            self.route(accepted);
         }
         // Parked aggregates: this map was fetched after they landed, so one on a shard that
         // does not hold them all, or that even this map does not list, is re-aggregated for
         // it, not held for yet another map (which could be wanted, and the records parked
         // past their TTL, forever).
-        let parked = core::mem::take(&mut self.parked);
+        let parked = std::mem::take(&mut self.parked);
         for p in parked {
             match self.map.as_ref().and_then(|m| m.range_of(&p.shard_id)) {
                 Some(range) if p.rec.fits(range) => {
@@ -464,10 +457,11 @@ impl Core {
                 }
                 _ => {
                     self.stats.wrong_shard_resends += 1;
-                    self.requeue(p.rec, now, false);
+                    self.requeue(p.rec.into_users(), now, Reroute::WithCurrentMap);
                 }
             }
         }
+        self.debug_check();
     }
 
     /// Installs a map from ListShards' shard list; on a list that is not usable (during a
@@ -485,7 +479,7 @@ impl Core {
             id,
             range,
             aggregator: self.checker.clone(),
-            pending: VecDeque::new(),
+            open: VecDeque::new(),
             ready: VecDeque::new(),
             limiter: ShardLimiter::new(
                 scale(self.config.shard_records_per_second),
@@ -501,52 +495,68 @@ impl Core {
         let epoch = self.epoch;
         for shard in &mut self.shards {
             while let Some(rec) = shard.aggregator.flush() {
-                let rec = take_krec(rec, &mut shard.pending, epoch, now);
-                shard.ready.push_back(rec);
+                match Outbound::emitted(rec, &mut shard.open, epoch) {
+                    Some(rec) => shard.ready.push_back(rec),
+                    None => break,
+                }
             }
             for rec in &mut shard.ready {
                 rec.deadline = rec.deadline.min(now);
             }
         }
-        for (_, meta) in &mut self.held {
-            meta.deadline = meta.deadline.min(now);
+        for accepted in &mut self.held {
+            accepted.deadline = accepted.deadline.min(now);
         }
-        for rec in &mut self.collect {
-            rec.deadline = rec.deadline.min(now);
-        }
-        if !self.collect.is_empty() {
-            self.collect_deadline = Some(self.collect_deadline.map_or(now, |d| d.min(now)));
+        self.collector.hasten(now);
+        self.debug_check();
+    }
+
+    /// Does what is due at `now`, and only that: held records past their deadline go
+    /// alone, open aggregates past their oldest record's deadline close, retries past their
+    /// backoff go again, Kinesis records pass their shard's rate limiter into the collector
+    /// as its tokens allow, and user records there past their TTL fail. Call it before
+    /// [`Core::poll_transmit`], at least at [`Core::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.send_held_alone(now);
+        self.close_due_aggregates(now);
+        self.resubmit_due_retries(now);
+        self.pass_rate_limiters(now);
+        self.expire_collected(now);
+        self.debug_check();
+    }
+
+    /// Held records past their deadline are sent alone: always shard-safe, with or without
+    /// a map.
+    fn send_held_alone(&mut self, now: Instant) {
+        while self.held.front().is_some_and(|a| a.deadline <= now) {
+            let Some(accepted) = self.held.pop_front() else {
+                break;
+            };
+            let rec = Outbound::alone(accepted, self.epoch);
+            match self.map.as_ref().map(|m| m.route(rec.hash_key)) {
+                Some(i) if i < self.shards.len() => self.shards[i].ready.push_back(rec),
+                _ => self.collector.push(rec),
+            }
         }
     }
 
-    /// Processes what is due at `now`: deadline flushes, retries, rate-limited records.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        // Records without a usable map: sent alone once due (always shard-safe).
-        if self.map.is_some() && !self.wants_map && !self.held.is_empty() {
-            let held = core::mem::take(&mut self.held);
-            for (record, meta) in held {
-                self.route(record, meta, false, now);
-            }
-        }
-        while self.held.front().is_some_and(|(_, m)| m.deadline <= now) {
-            if let Some((record, meta)) = self.held.pop_front() {
-                let rec = raw_krec(record, meta, self.epoch);
-                match self.map.as_ref().map(|m| m.route(rec.hash_key)) {
-                    Some(i) if i < self.shards.len() => self.shards[i].ready.push_back(rec),
-                    _ => self.push_collect(rec),
-                }
-            }
-        }
+    /// Open aggregates whose oldest record reached its deadline go to the rate limiter.
+    fn close_due_aggregates(&mut self, now: Instant) {
         let epoch = self.epoch;
         for shard in &mut self.shards {
-            while shard.pending.front().is_some_and(|m| m.deadline <= now) {
+            while shard.open.front().is_some_and(|a| a.deadline <= now) {
                 let Some(rec) = shard.aggregator.flush() else {
                     break;
                 };
-                let rec = take_krec(rec, &mut shard.pending, epoch, now);
-                shard.ready.push_back(rec);
+                match Outbound::emitted(rec, &mut shard.open, epoch) {
+                    Some(rec) => shard.ready.push_back(rec),
+                    None => break,
+                }
             }
         }
+    }
+
+    fn resubmit_due_retries(&mut self, now: Instant) {
         while let Some(entry) = self.retries.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -554,8 +564,10 @@ impl Core {
             let rec = entry.remove();
             self.resubmit(rec, now);
         }
-        // The rate limiter, shard by shard.
-        let mut passed = Vec::new();
+    }
+
+    /// The rate limiter, shard by shard: what its tokens allow goes to the collector.
+    fn pass_rate_limiters(&mut self, now: Instant) {
         for shard in &mut self.shards {
             while let Some(rec) = shard.ready.front() {
                 let size = rec.size() as u64;
@@ -564,73 +576,65 @@ impl Core {
                 }
                 shard.limiter.take(size);
                 if let Some(rec) = shard.ready.pop_front() {
-                    passed.push(rec);
+                    self.collector.push(rec);
                 }
             }
         }
-        for rec in passed {
-            self.push_collect(rec);
+    }
+
+    /// Kinesis records in the collector holding a user record past its TTL: those fail, the
+    /// others go through the pipeline again.
+    fn expire_collected(&mut self, now: Instant) {
+        if self.collector.expires().is_none_or(|t| t > now) {
+            return;
+        }
+        for rec in self.collector.take_all() {
+            if let Some(rec) = self.expire(rec, now) {
+                self.collector.push(rec);
+            }
         }
     }
 
     /// The next PutRecords request to send, if one is due (a batch is full, or its oldest
-    /// record reached its deadline) and fewer than `MaxConnections` are in flight.
+    /// record reached its deadline) and fewer than `MaxConnections` are in flight. It only
+    /// hands out what [`Core::handle_timeout`] collected.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        self.handle_timeout(now);
-        loop {
-            if !self.may_send(now) || self.collect.is_empty() {
-                return None;
-            }
-            let full = self.collect.len() >= self.config.collection_max_count
-                || self.collect_bytes >= self.batch_bytes;
-            let due = self.collect_deadline.is_some_and(|d| d <= now);
-            if !full && !due {
-                return None;
-            }
-            let mut batch: Vec<KRec> = Vec::new();
-            let mut bytes = 0usize;
-            let max_bytes = self.batch_bytes.min(self.flight_room(now));
-            while let Some(rec) = self.collect.front() {
-                let size = rec.size();
-                if batch.len() >= self.config.collection_max_count
-                    || (!batch.is_empty() && bytes + size > max_bytes)
-                {
-                    break;
-                }
-                let Some(rec) = self.collect.pop_front() else {
-                    break;
-                };
-                self.collect_bytes -= size;
-                if let Some(rec) = self.expire(rec, now) {
-                    bytes += size;
-                    batch.push(rec);
-                }
-            }
-            self.collect_deadline = self.collect.iter().map(|r| r.deadline).min();
-            if batch.is_empty() {
-                continue;
-            }
-            let id = RequestId(self.next_request);
-            self.next_request += 1;
-            let mut entries = Vec::with_capacity(batch.len());
-            for rec in &mut batch {
-                for u in &mut rec.users {
-                    u.attempts += 1;
-                }
-                entries.push(PutEntry {
-                    partition_key: rec.partition_key.clone(),
-                    explicit_hash_key: rec.explicit_hash_key.clone(),
-                    data: rec.data.clone(),
-                    user_records: rec.users.len(),
-                });
-            }
-            self.stats.put_records_calls += 1;
-            self.stats.kinesis_records_sent += batch.len() as u64;
-            self.stats.bytes_sent += bytes as u64;
-            self.in_flight_bytes += bytes;
-            self.in_flight.insert(id, batch);
-            return Some(Transmit { id, entries });
+        if self.collector.is_empty() || !self.may_send(now) {
+            return None;
         }
+        let due = self.collector.deadline().is_some_and(|d| d <= now);
+        if !self.collector_full() && !due {
+            return None;
+        }
+        let max_bytes = self.batch_bytes.min(self.flight_room(now));
+        let (mut batch, bytes) = self
+            .collector
+            .pop_batch(self.config.collection_max_count, max_bytes);
+        if batch.is_empty() {
+            return None;
+        }
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let mut entries = Vec::with_capacity(batch.len());
+        for rec in &mut batch {
+            for u in rec.users_mut() {
+                u.attempts += 1;
+            }
+            entries.push(rec.entry());
+        }
+        self.stats.put_records_calls += 1;
+        self.stats.kinesis_records_sent += batch.len() as u64;
+        self.stats.bytes_sent += bytes as u64;
+        self.in_flight_bytes += bytes;
+        self.in_flight.insert(id, batch);
+        self.debug_check();
+        Some(Transmit { id, entries })
+    }
+
+    /// Whether the collector holds a full request's worth.
+    fn collector_full(&self) -> bool {
+        self.collector.len() >= self.config.collection_max_count
+            || self.collector.bytes() >= self.batch_bytes
     }
 
     /// Whether another request may go out: fewer than `MaxConnections` in flight, and room
@@ -657,32 +661,31 @@ impl Core {
             .saturating_sub(self.in_flight_bytes)
     }
 
-    /// When [`Core::handle_timeout`] (or [`Core::poll_transmit`]) has work next, if ever.
+    /// When [`Core::handle_timeout`] has work next, or [`Core::poll_transmit`] a request,
+    /// if ever.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        if let Some((_, m)) = self.held.front() {
-            at(m.deadline);
-        }
-        if self.map.is_some() && !self.wants_map && !self.held.is_empty() {
-            at(now);
+        if let Some(a) = self.held.front() {
+            at(a.deadline);
         }
         for shard in &mut self.shards {
-            if let Some(m) = shard.pending.front() {
-                at(m.deadline);
+            if let Some(a) = shard.open.front() {
+                at(a.deadline);
             }
             if let Some(rec) = shard.ready.front() {
                 let size = rec.size() as u64;
                 at(shard.limiter.ready_at(size, now));
             }
         }
-        if self.may_send(now) {
-            if let Some(d) = self.collect_deadline {
+        if let Some(t) = self.collector.expires() {
+            at(t);
+        }
+        if !self.collector.is_empty() && self.may_send(now) {
+            if let Some(d) = self.collector.deadline() {
                 at(d);
             }
-            if self.collect.len() >= self.config.collection_max_count
-                || self.collect_bytes >= self.batch_bytes
-            {
+            if self.collector_full() {
                 at(now);
             }
         }
@@ -703,11 +706,21 @@ impl Core {
         let Some(batch) = self.in_flight.remove(&id) else {
             return;
         };
-        let sent: usize = batch.iter().map(KRec::size).sum();
+        self.settle_response(batch, response, now);
+        self.debug_check();
+    }
+
+    fn settle_response(
+        &mut self,
+        batch: Vec<Outbound>,
+        response: Result<Vec<EntryResult>, RequestFailure>,
+        now: Instant,
+    ) {
+        let sent: usize = batch.iter().map(Outbound::size).sum();
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(sent);
         let attempts = batch
             .iter()
-            .flat_map(|r| r.users.iter().map(|u| u.attempts))
+            .flat_map(|r| r.users().iter().map(|u| u.attempts))
             .max()
             .unwrap_or(1);
         let delay = self.backoff(attempts);
@@ -787,111 +800,115 @@ impl Core {
     /// stored them (their answer will not be read). Parked records (stored, shard not yet
     /// checked) are reported stored.
     pub fn abort(&mut self) {
-        let held = core::mem::take(&mut self.held);
-        for (_, meta) in held {
-            self.emit_failure(meta, FailureReason::Shutdown);
+        let held = std::mem::take(&mut self.held);
+        for accepted in held {
+            self.emit_failure(accepted, FailureReason::Shutdown);
         }
-        let shards = core::mem::take(&mut self.shards);
+        let shards = std::mem::take(&mut self.shards);
         for shard in shards {
-            for meta in shard.pending {
-                self.emit_failure(meta, FailureReason::Shutdown);
+            for accepted in shard.open {
+                self.emit_failure(accepted, FailureReason::Shutdown);
             }
             for rec in shard.ready {
                 self.fail_all(rec, FailureReason::Shutdown);
             }
         }
         self.map = None;
-        let collect = core::mem::take(&mut self.collect);
-        self.collect_bytes = 0;
-        self.collect_deadline = None;
-        let retries = core::mem::take(&mut self.retries);
-        let in_flight = core::mem::take(&mut self.in_flight);
+        let collected = self.collector.take_all();
+        let retries = std::mem::take(&mut self.retries);
+        let in_flight = std::mem::take(&mut self.in_flight);
         self.in_flight_bytes = 0;
-        for rec in collect
+        for rec in collected
             .into_iter()
             .chain(retries.into_values())
             .chain(in_flight.into_values().flatten())
         {
             self.fail_all(rec, FailureReason::Shutdown);
         }
-        let parked = core::mem::take(&mut self.parked);
+        let parked = std::mem::take(&mut self.parked);
         for p in parked {
             self.succeed(p.rec, p.shard_id, p.sequence_number, None);
         }
+        self.debug_check();
     }
 
     // ---- internals ----
 
-    /// Puts a user record where it goes next: its shard's aggregator, or the held queue.
-    fn route(&mut self, record: UserRecord, meta: Meta, hold: bool, now: Instant) {
-        let Some(map) = self.map.as_ref().filter(|_| !hold) else {
-            self.held.push_back((record, meta));
-            return;
-        };
-        let index = map.route(meta.hash_key);
-        let epoch = self.epoch;
-        let Some(shard) = self.shards.get_mut(index) else {
-            self.held.push_back((record, meta));
-            return;
-        };
-        if !self.config.aggregation_enabled {
-            shard.ready.push_back(raw_krec(record, meta, epoch));
-            return;
-        }
-        let input = InputRecord {
-            partition_key: &record.partition_key,
-            explicit_hash_key: record.explicit_hash_key.as_deref(),
-            data: &record.data,
-        };
-        match shard.aggregator.add(input) {
-            Ok(emitted) => {
-                shard.pending.push_back(meta);
-                if let Some(rec) = emitted {
-                    let rec = take_krec(rec, &mut shard.pending, epoch, now);
-                    shard.ready.push_back(rec);
-                }
+    /// Under `debug_assertions`, while at most `SELF_CHECK_RECORDS` user records are
+    /// buffered, panics with the first broken invariant ([`Core::check_invariants`]);
+    /// nothing in release builds.
+    #[inline]
+    fn debug_check(&self) {
+        #[cfg(debug_assertions)]
+        if self.buffered_records <= SELF_CHECK_RECORDS {
+            if let Err(broken) = self.check_invariants() {
+                panic!("sink core: {broken}");
             }
-            Err(e) => self.emit_failure(meta, FailureReason::Internal(e.to_string())),
         }
     }
 
-    fn push_collect(&mut self, rec: KRec) {
-        self.collect_bytes += rec.size();
-        self.collect_deadline = Some(
-            self.collect_deadline
-                .map_or(rec.deadline, |d| d.min(rec.deadline)),
-        );
-        self.collect.push_back(rec);
+    /// Puts a user record where it goes next with the current map: its shard's open
+    /// aggregate (its ready queue when aggregation is off), or the held queue while there
+    /// is no map.
+    fn route(&mut self, accepted: Accepted) {
+        let Some(map) = self.map.as_ref() else {
+            self.held.push_back(accepted);
+            return;
+        };
+        let index = map.route(accepted.hash_key);
+        let epoch = self.epoch;
+        let Some(shard) = self.shards.get_mut(index) else {
+            // Not reached: the shards are the map's open shards, index for index. A record
+            // sent alone is safe on any shard.
+            self.collector.push(Outbound::alone(accepted, epoch));
+            return;
+        };
+        if !self.config.aggregation_enabled {
+            shard.ready.push_back(Outbound::alone(accepted, epoch));
+            return;
+        }
+        let added = shard.aggregator.add(accepted.input());
+        match added {
+            Ok(emitted) => {
+                shard.open.push_back(accepted);
+                if let Some(rec) =
+                    emitted.and_then(|r| Outbound::emitted(r, &mut shard.open, epoch))
+                {
+                    shard.ready.push_back(rec);
+                }
+            }
+            Err(e) => self.emit_failure(accepted, FailureReason::Internal(e.to_string())),
+        }
     }
 
     /// Returns the record unchanged when no user record in it is past its TTL; otherwise
     /// those fail and the rest go back through the pipeline.
-    fn expire(&mut self, rec: KRec, now: Instant) -> Option<KRec> {
-        if rec.users.iter().all(|u| u.expires > now) {
+    fn expire(&mut self, rec: Outbound, now: Instant) -> Option<Outbound> {
+        if rec.expires > now {
             return Some(rec);
         }
-        self.requeue(rec, now, false);
+        self.requeue(rec.into_users(), now, Reroute::WithCurrentMap);
         None
     }
 
     /// A Kinesis record due again (retry, or re-check after a new map): expired user
     /// records fail; an aggregate that no longer fits one open shard is re-aggregated.
-    fn resubmit(&mut self, rec: KRec, now: Instant) {
+    fn resubmit(&mut self, rec: Outbound, now: Instant) {
         let Some(mut rec) = self.expire(rec, now) else {
             return;
         };
         let Some(map) = self.map.as_ref() else {
-            self.push_collect(rec);
+            self.collector.push(rec);
             return;
         };
         let index = map.route(rec.hash_key);
         let Some(shard) = self.shards.get_mut(index) else {
-            self.push_collect(rec);
+            self.collector.push(rec);
             return;
         };
-        if rec.aggregated() && rec.epoch != self.epoch {
+        if rec.is_aggregate() && rec.epoch != self.epoch {
             if !rec.fits(shard.range) {
-                self.requeue(rec, now, false);
+                self.requeue(rec.into_users(), now, Reroute::WithCurrentMap);
                 return;
             }
             rec.epoch = self.epoch;
@@ -905,12 +922,12 @@ impl Core {
     /// is an aggregate on a shard that does not hold them all (KCL would drop it).
     fn settle_stored(
         &mut self,
-        rec: KRec,
+        rec: Outbound,
         shard_id: Arc<str>,
         sequence_number: Arc<str>,
         now: Instant,
     ) {
-        if !rec.aggregated() {
+        if !rec.is_aggregate() {
             self.succeed(rec, shard_id, sequence_number, Some(now));
             return;
         }
@@ -922,7 +939,7 @@ impl Core {
                 // A reshard moved the key space: every user record goes again, for the new map.
                 self.stats.wrong_shard_resends += 1;
                 self.wants_map = true;
-                self.requeue(rec, now, true);
+                self.requeue(rec.into_users(), now, Reroute::WithNextMap);
             }
             None => {
                 // A shard the map does not know (it is older than a reshard): decide once
@@ -941,24 +958,24 @@ impl Core {
     /// then count toward their shard's throughput), `None` at abort.
     fn succeed(
         &mut self,
-        rec: KRec,
+        rec: Outbound,
         shard_id: Arc<str>,
         sequence_number: Arc<str>,
         stored_at: Option<Instant>,
     ) {
-        let aggregated = rec.aggregated();
+        let aggregated = rec.is_aggregate();
         self.stats.kinesis_records_stored += 1;
-        for (i, meta) in rec.users.into_iter().enumerate() {
+        for (i, accepted) in rec.into_users().enumerate() {
             self.stats.user_records_stored += 1;
-            self.release(&meta, stored_at);
+            self.release(&accepted, stored_at);
             self.outcomes.push_back((
-                meta.id,
+                accepted.id,
                 Outcome::Success(Success {
                     shard_id: shard_id.clone(),
                     sequence_number: sequence_number.clone(),
                     sub_sequence_number: i as u64,
                     aggregated,
-                    attempts: meta.attempts,
+                    attempts: accepted.attempts,
                 }),
             ));
         }
@@ -984,13 +1001,13 @@ impl Core {
     }
 
     /// Schedules a retry after `delay` (one draw per response, so that the records of a
-    /// failed request come due together and go out together again).
-    fn retry(&mut self, mut rec: KRec, error: ErrorInfo, now: Instant, delay: Duration) {
-        for u in &mut rec.users {
+    /// failed request come due together and go out together again), or at its earliest
+    /// TTL if sooner.
+    fn retry(&mut self, mut rec: Outbound, error: ErrorInfo, now: Instant, delay: Duration) {
+        for u in rec.users_mut() {
             u.last_error = Some(error.clone());
         }
-        let earliest_expiry = rec.users.iter().map(|u| u.expires).min().unwrap_or(now);
-        let due = (now + delay).min(earliest_expiry).max(now);
+        let due = (now + delay).min(rec.expires).max(now);
         self.retries.insert((due, self.next_retry), rec);
         self.next_retry += 1;
     }
@@ -1014,91 +1031,51 @@ impl Core {
         Duration::from_millis(base - half + r % (half + 1))
     }
 
-    fn fail_all(&mut self, rec: KRec, reason: FailureReason) {
-        for meta in rec.users {
-            self.emit_failure(meta, reason.clone());
+    fn fail_all(&mut self, rec: Outbound, reason: FailureReason) {
+        for accepted in rec.into_users() {
+            self.emit_failure(accepted, reason.clone());
         }
     }
 
-    fn emit_failure(&mut self, meta: Meta, reason: FailureReason) {
+    fn emit_failure(&mut self, accepted: Accepted, reason: FailureReason) {
         self.stats.user_records_failed += 1;
-        self.release(&meta, None);
+        self.release(&accepted, None);
         self.outcomes.push_back((
-            meta.id,
+            accepted.id,
             Outcome::Failure(Failure {
                 reason,
-                attempts: meta.attempts,
+                attempts: accepted.attempts,
             }),
         ));
     }
 
-    fn release(&mut self, meta: &Meta, stored_at: Option<Instant>) {
+    fn release(&mut self, accepted: &Accepted, stored_at: Option<Instant>) {
+        let size = accepted.size();
         self.buffered_records -= 1;
-        self.buffered_bytes -= meta.size;
+        self.buffered_bytes -= size;
         self.admission
-            .release(&meta.account, meta.size + RECORD_OVERHEAD, stored_at);
+            .release(&accepted.account, size + RECORD_OVERHEAD, stored_at);
     }
 
-    /// Takes a Kinesis record apart and puts its user records back through the pipeline
-    /// (held for the next map when `hold`), keeping their ids, TTLs and attempt counts;
-    /// those past their TTL fail instead.
-    fn requeue(&mut self, rec: KRec, now: Instant, hold: bool) {
-        let mut users = rec.users.into_iter();
-        if !rec.aggregated {
-            if let Some(mut meta) = users.next() {
-                if meta.expires <= now {
-                    let last = meta.last_error.clone();
-                    self.emit_failure(meta, FailureReason::Expired(last));
-                    return;
-                }
-                meta.deadline = (now + self.buffered_time).min(meta.expires);
-                let record = UserRecord {
-                    explicit_hash_key: meta.has_ehk.then(|| rec.explicit_hash_key.clone()),
-                    partition_key: rec.partition_key,
-                    data: rec.data,
-                };
-                self.route(record, meta, hold, now);
+    /// Puts user records taken out of a Kinesis record or an open aggregate back through
+    /// the pipeline, keeping their ids, TTLs and attempt counts; those past their TTL fail
+    /// instead.
+    fn requeue(
+        &mut self,
+        users: impl IntoIterator<Item = Accepted>,
+        now: Instant,
+        reroute: Reroute,
+    ) {
+        for mut accepted in users {
+            if accepted.expires <= now {
+                let last = accepted.last_error.clone();
+                self.emit_failure(accepted, FailureReason::Expired(last));
+                continue;
             }
-            return;
-        }
-        let options = Options {
-            policy: Policy::Strict,
-            verify_md5: false,
-            shard_range: None,
-        };
-        let mut records = Vec::with_capacity(users.len());
-        if let Ok(decoded) = deaggregate(&rec.data, rec.partition_key.as_bytes(), &options) {
-            for user in decoded {
-                let Ok(partition_key) = user.partition_key_str() else {
-                    break;
-                };
-                let explicit_hash_key = match user.explicit_hash_key_str() {
-                    Some(Ok(text)) => Some(text.to_owned()),
-                    Some(Err(_)) => break,
-                    None => None,
-                };
-                records.push(UserRecord {
-                    partition_key: partition_key.to_owned(),
-                    explicit_hash_key,
-                    data: user.data.to_vec(),
-                });
-            }
-        }
-        let mut records = records.into_iter();
-        for mut meta in users {
-            match records.next() {
-                Some(_) if meta.expires <= now => {
-                    let last = meta.last_error.clone();
-                    self.emit_failure(meta, FailureReason::Expired(last));
-                }
-                Some(record) => {
-                    meta.deadline = (now + self.buffered_time).min(meta.expires);
-                    self.route(record, meta, hold, now);
-                }
-                None => self.emit_failure(
-                    meta,
-                    FailureReason::Internal("could not read back an aggregate built here".into()),
-                ),
+            accepted.deadline = (now + self.buffered_time).min(accepted.expires);
+            match reroute {
+                Reroute::WithCurrentMap => self.route(accepted),
+                Reroute::WithNextMap => self.held.push_back(accepted),
             }
         }
     }
@@ -1106,42 +1083,5 @@ impl Core {
 
 /// A user record's hash key: its explicit hash key, else the MD5 of its partition key.
 fn hash_key_of(record: &UserRecord) -> Result<u128, kpl_codec::EncodeError> {
-    match record.explicit_hash_key.as_deref() {
-        Some(text) => kpl_codec::parse_explicit_hash_key(text),
-        None => Ok(kpl_codec::hash_key(record.partition_key.as_bytes())),
-    }
-}
-
-/// The Kinesis record the aggregator emitted, with the metadata of its user records (the
-/// first `user_records` of `pending`).
-fn take_krec(rec: KinesisRecord, pending: &mut VecDeque<Meta>, epoch: u64, now: Instant) -> KRec {
-    let n = rec.user_records.min(pending.len());
-    let users: Vec<Meta> = pending.drain(..n).collect();
-    let deadline = users.iter().map(|u| u.deadline).min().unwrap_or(now);
-    KRec {
-        aggregated: rec.is_aggregated(),
-        partition_key: rec.partition_key,
-        explicit_hash_key: rec.explicit_hash_key,
-        data: rec.data,
-        hash_key: rec.hash_key,
-        deadline,
-        users,
-        epoch,
-    }
-}
-
-/// A user record sent alone, as KPL sends it: its own key, its hash key always explicit.
-fn raw_krec(record: UserRecord, meta: Meta, epoch: u64) -> KRec {
-    let mut buf = [0u8; 39];
-    let ehk = kpl_codec::write_decimal(meta.hash_key, &mut buf).to_owned();
-    KRec {
-        partition_key: record.partition_key,
-        explicit_hash_key: ehk,
-        data: record.data,
-        hash_key: meta.hash_key,
-        deadline: meta.deadline,
-        aggregated: false,
-        users: vec![meta],
-        epoch,
-    }
+    input_of(record).hash_key()
 }

@@ -411,6 +411,7 @@ async fn run(shared: Arc<Shared>, client: Client, stream: Stream, request_timeou
                     Done::Shards(list_shards(&client, &stream, request_timeout).await)
                 });
             }
+            state.core.handle_timeout(now);
             while let Some(transmit) = state.core.poll_transmit(now) {
                 let (client, stream) = (client.clone(), stream.clone());
                 let id = transmit.id;

@@ -89,7 +89,8 @@ pub enum FailureReason {
     Expired(Option<ErrorInfo>),
     /// The sink was shut down before it could be sent.
     Shutdown,
-    /// The sink could not read back an aggregate it built (a bug: please report).
+    /// The aggregator refused a record that `put` had accepted as valid (a bug in the
+    /// sink: please report).
     Internal(String),
 }
 
