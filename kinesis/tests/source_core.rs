@@ -211,7 +211,7 @@ fn every_record_once_in_order_across_a_split_and_a_merge() {
             .enumerate()
             .filter(|(_, r)| r.shard_id.as_ref() == id)
             .map(|(i, _)| i);
-        if first { at.next() } else { at.last() }.expect("records of the shard")
+        if first { at.next() } else { at.next_back() }.expect("records of the shard")
     };
     let ids: Vec<String> = run.sim.shards.iter().map(|s| s.id.clone()).collect();
     // Parents before children, both parents before the merged child.

@@ -1,42 +1,4 @@
-//! The sans-IO source: a deterministic state machine that is handed the answers to
-//! ListShards, GetShardIterator and GetRecords and the time, and hands back the next calls
-//! to make (and when), the user records to deliver in order, and the checkpoints to save.
-//! No I/O, no clock, no threads: [`Source`](super::Source) is a thin loop around it.
-//!
-//! Rules kept here:
-//! - lineage: a child shard is read only once its parents are read to their end (or
-//!   finished in the checkpoint store), so records of one partition key come out in order;
-//! - start positions: a checkpoint wins over [`StartPosition`]; a restarted shard is read
-//!   from its checkpointed Kinesis record and the user records at or before the checkpoint
-//!   are skipped (a checkpoint may point inside an aggregate);
-//! - each shard backs off on its own (throttling, failures), the others are read meanwhile;
-//!   with [`SourceConfig::follow`] a caught-up shard is polled again after
-//!   `poll_interval`;
-//! - a listing is whole or not at all, and a failed one is retried with backoff: nothing is
-//!   concluded (such as "no shards, nothing to read") from a listing that did not come;
-//! - retryable errors are retried with backoff up to [`ATTEMPTS`] times in a row, any other
-//!   error ends the source;
-//! - at most one call per shard is in flight, and no GetRecords is handed out while
-//!   `max_records` user records wait to be delivered.
-//!
-//! ```
-//! use std::time::Instant;
-//! use kpl_kinesis::source::{Answer, Request, ShardNode, SourceCore, SourceConfig};
-//! use kpl_codec::HashRange;
-//!
-//! let now = Instant::now();
-//! let mut core = SourceCore::new(SourceConfig::default(), Default::default());
-//! let call = core.poll_call(now).unwrap();
-//! assert_eq!(call.request, Request::ListShards);
-//! let shard = ShardNode {
-//!     shard_id: "shardId-0".into(), parent: None, adjacent_parent: None,
-//!     range: HashRange::FULL, open: false,
-//! };
-//! core.on_answer(call.id, Answer::Shards(vec![shard]), now);
-//! let call = core.poll_call(now).unwrap(); // GetShardIterator at TRIM_HORIZON
-//! core.on_answer(call.id, Answer::Iterator(None), now); // closed and empty
-//! assert!(core.poll_call(now).is_some()); // listed again: the shard ended
-//! ```
+//! The sans-IO source: [`SourceCore`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -297,9 +259,50 @@ enum Purpose {
     Probe(String),
     Iterator(String),
     Records(String),
+    /// A call for a shard revoked (or reassigned) while it was in flight: its answer is
+    /// dropped.
+    Orphan,
 }
 
-/// The source's state machine; see the [module docs](self).
+/// The sans-IO source: a deterministic state machine that is handed the answers to
+/// ListShards, GetShardIterator and GetRecords and the time, and hands back the next calls
+/// to make (and when), the user records to deliver in order, and the checkpoints to save.
+/// No I/O, no clock, no threads: [`Source`](super::Source) is a thin loop around it.
+///
+/// Rules kept here:
+/// - lineage: a child shard is read only once its parents are read to their end (or
+///   finished in the checkpoint store), so records of one partition key come out in order;
+/// - start positions: a checkpoint wins over [`StartPosition`]; a restarted shard is read
+///   from its checkpointed Kinesis record and the user records at or before the checkpoint
+///   are skipped (a checkpoint may point inside an aggregate);
+/// - each shard backs off on its own (throttling, failures), the others are read meanwhile;
+///   with [`SourceConfig::follow`] a caught-up shard is polled again after
+///   `poll_interval`;
+/// - a listing is whole or not at all, and a failed one is retried with backoff: nothing is
+///   concluded (such as "no shards, nothing to read") from a listing that did not come;
+/// - retryable errors are retried with backoff up to [`ATTEMPTS`] times in a row, any other
+///   error ends the source;
+/// - at most one call per shard is in flight, and no GetRecords is handed out while
+///   `max_records` user records wait to be delivered.
+///
+/// ```
+/// use std::time::Instant;
+/// use kpl_kinesis::source::{Answer, Request, ShardNode, SourceCore, SourceConfig};
+/// use kpl_codec::HashRange;
+///
+/// let now = Instant::now();
+/// let mut core = SourceCore::new(SourceConfig::default(), Default::default());
+/// let call = core.poll_call(now).unwrap();
+/// assert_eq!(call.request, Request::ListShards);
+/// let shard = ShardNode {
+///     shard_id: "shardId-0".into(), parent: None, adjacent_parent: None,
+///     range: HashRange::FULL, open: false,
+/// };
+/// core.on_answer(call.id, Answer::Shards(vec![shard]), now);
+/// let call = core.poll_call(now).unwrap(); // GetShardIterator at TRIM_HORIZON
+/// core.on_answer(call.id, Answer::Iterator(None), now); // closed and empty
+/// assert!(core.poll_call(now).is_some()); // listed again: the shard ended
+/// ```
 #[derive(Debug)]
 pub struct SourceCore {
     config: SourceConfig,
@@ -326,6 +329,11 @@ pub struct SourceCore {
     saves: VecDeque<(String, ShardPosition)>,
     failure: Option<SourceError>,
     ended: bool,
+    listings: u64,
+    /// With leases: the shards this worker holds (`None`: every shard is read).
+    leased: Option<BTreeSet<String>>,
+    /// With leases: where a held shard without a checkpoint starts.
+    assigned_start: BTreeMap<String, IteratorStart>,
 }
 
 impl SourceCore {
@@ -357,6 +365,106 @@ impl SourceCore {
             saves: VecDeque::new(),
             failure: None,
             ended: false,
+            listings: 0,
+            leased: None,
+            assigned_start: BTreeMap::new(),
+        }
+    }
+
+    /// A core that reads only the shards assigned to it ([`assign`](Self::assign)), as a
+    /// worker holding leases does. It follows (never ends but in an error); lineage is the
+    /// lease holder's business (a child's lease is taken once its parents' are finished).
+    pub fn leased(config: SourceConfig) -> Self {
+        let mut core = SourceCore::new(
+            SourceConfig {
+                follow: true,
+                start: match config.start {
+                    StartPosition::AtSequenceNumber(_) => StartPosition::TrimHorizon,
+                    ref other => other.clone(),
+                },
+                ..config
+            },
+            BTreeMap::new(),
+        );
+        core.leased = Some(BTreeSet::new());
+        core
+    }
+
+    /// With leases: shard `shard_id` is now this worker's, to read from `from` (its
+    /// lease's checkpoint). A shard assigned again starts afresh.
+    pub fn assign(&mut self, shard_id: &str, from: &super::lease::LeaseCheckpoint) {
+        use super::lease::LeaseCheckpoint;
+        let Some(leased) = self.leased.as_mut() else {
+            return;
+        };
+        leased.insert(shard_id.to_owned());
+        self.drop_reader(shard_id);
+        self.saved.remove(shard_id);
+        self.assigned_start.remove(shard_id);
+        self.drained.remove(shard_id);
+        match from {
+            LeaseCheckpoint::At(cp) => {
+                self.saved
+                    .insert(shard_id.to_owned(), ShardPosition::At(cp.clone()));
+            }
+            LeaseCheckpoint::ShardEnd => {
+                self.saved
+                    .insert(shard_id.to_owned(), ShardPosition::Finished);
+                self.drained.insert(shard_id.to_owned());
+            }
+            LeaseCheckpoint::TrimHorizon => {
+                self.assigned_start
+                    .insert(shard_id.to_owned(), IteratorStart::TrimHorizon);
+            }
+            LeaseCheckpoint::Latest => {
+                self.assigned_start
+                    .insert(shard_id.to_owned(), IteratorStart::Latest);
+            }
+            LeaseCheckpoint::AtTimestamp => {
+                let start = match self.config.start {
+                    StartPosition::AtTimestamp(t) => IteratorStart::AtTimestamp(t),
+                    _ => IteratorStart::TrimHorizon,
+                };
+                self.assigned_start.insert(shard_id.to_owned(), start);
+            }
+        }
+    }
+
+    /// With leases: shard `shard_id` is no longer this worker's: its records waiting for
+    /// delivery are dropped, its calls in flight ignored, nothing more is read from it.
+    pub fn revoke(&mut self, shard_id: &str) {
+        if let Some(leased) = self.leased.as_mut() {
+            leased.remove(shard_id);
+        }
+        self.drop_reader(shard_id);
+        self.deliver.retain(|r| r.shard_id.as_ref() != shard_id);
+        self.saves.retain(|(s, _)| s != shard_id);
+    }
+
+    /// The shards of the last listing.
+    pub fn shards(&self) -> Vec<ShardNode> {
+        self.tree
+            .ids()
+            .filter_map(|id| self.tree.get(id).cloned())
+            .collect()
+    }
+
+    /// How many listings came in so far (to notice a new one).
+    pub fn listings(&self) -> u64 {
+        self.listings
+    }
+
+    fn drop_reader(&mut self, shard_id: &str) {
+        if self.readers.remove(shard_id).is_some() {
+            for purpose in self.in_flight.values_mut() {
+                if matches!(purpose, Purpose::Iterator(id) | Purpose::Records(id) if id == shard_id)
+                {
+                    *purpose = Purpose::Orphan;
+                }
+            }
+        }
+        if self.cursor.as_deref() == Some(shard_id) {
+            self.cursor = None;
         }
     }
 
@@ -415,6 +523,10 @@ impl SourceCore {
     pub fn checkpoint(&mut self, record: &SourceRecord) {
         let cp = record.checkpoint();
         let shard = record.shard_id.as_ref();
+        if self.leased.as_ref().is_some_and(|l| !l.contains(shard)) {
+            // A shard this worker no longer holds: its new holder checkpoints it.
+            return;
+        }
         self.saves
             .push_back((shard.to_owned(), ShardPosition::At(cp.clone())));
         // Remembered, so that a shard whose end is found after this checkpoint (a later,
@@ -527,6 +639,7 @@ impl SourceCore {
             Purpose::Probe(shard) => self.on_probe(&shard, answer, now),
             Purpose::Iterator(shard) => self.on_iterator(&shard, answer, now),
             Purpose::Records(shard) => self.on_records(&shard, answer, now),
+            Purpose::Orphan => {}
         }
     }
 
@@ -558,7 +671,7 @@ impl SourceCore {
         let mut probing = BTreeSet::new();
         for purpose in self.in_flight.values() {
             match purpose {
-                Purpose::List => {}
+                Purpose::List | Purpose::Orphan => {}
                 Purpose::Probe(id) => {
                     if !probing.insert(id.as_str()) {
                         return Err(format!("two probes of {id} in flight"));
@@ -650,6 +763,7 @@ impl SourceCore {
                     r.in_flight = false;
                 }
             }
+            Purpose::Orphan => {}
         }
     }
 
@@ -708,6 +822,7 @@ impl SourceCore {
         };
         let first = !self.listed_once;
         self.tree = ShardTree::new(nodes);
+        self.listings += 1;
         self.listed_once = true;
         self.listing = if self.relist_after_flight {
             Listing::Due { not_before: None }
@@ -716,7 +831,7 @@ impl SourceCore {
         };
         self.relist_after_flight = false;
         self.list_failures = 0;
-        if first && self.config.start == StartPosition::Latest {
+        if first && self.config.start == StartPosition::Latest && self.leased.is_none() {
             // Only what comes next: closed shards count as read, open ones start at LATEST.
             for id in self.tree.ids() {
                 if self.saved.contains_key(id) {
@@ -870,6 +985,13 @@ impl SourceCore {
 
     /// Shards that may be read now (parents drained, selected), in id order.
     fn readable(&self) -> Vec<String> {
+        if let Some(leased) = &self.leased {
+            return leased
+                .iter()
+                .filter(|id| self.tree.get(id).is_some() && !self.drained.contains(*id))
+                .cloned()
+                .collect();
+        }
         self.tree
             .readable(&self.drained)
             .into_iter()
@@ -940,6 +1062,9 @@ impl SourceCore {
         }
         if let Some(ShardPosition::At(cp)) = self.saved.get(id) {
             return IteratorStart::AtSequenceNumber(cp.sequence_number.clone());
+        }
+        if let Some(start) = self.assigned_start.get(id) {
+            return start.clone();
         }
         match &self.config.start {
             StartPosition::AtSequenceNumber(seq) => {

@@ -28,6 +28,7 @@ mod core;
 #[cfg(feature = "driver")]
 mod driver;
 mod error;
+pub mod lease;
 mod lineage;
 mod records;
 mod sequence;

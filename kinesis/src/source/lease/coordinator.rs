@@ -1,0 +1,781 @@
+//! The sans-IO lease coordinator: [`LeaseCoordinator`].
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::super::core::StartPosition;
+use super::super::lineage::ShardNode;
+use super::item::{Lease, LeaseCheckpoint};
+
+/// How a worker takes part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// This worker's name in `leaseOwner` (unique among the workers of the application).
+    pub worker_id: String,
+    /// How long a lease may go without renewal before others take it (default 10 s, as
+    /// KCL's `failoverTimeMillis`).
+    pub failover_time: Duration,
+    /// Where new leases start when the table is empty (`AtSequenceNumber` is not
+    /// available with leases: it is read as `TrimHorizon`).
+    pub start: StartPosition,
+    /// Most leases this worker holds (default: no limit).
+    pub max_leases: usize,
+}
+
+impl LeaseConfig {
+    /// The defaults for worker `worker_id`.
+    pub fn new(worker_id: impl Into<String>) -> Self {
+        LeaseConfig {
+            worker_id: worker_id.into(),
+            failover_time: Duration::from_secs(10),
+            start: StartPosition::TrimHorizon,
+            max_leases: usize::MAX,
+        }
+    }
+}
+
+/// Identifies an operation handed out by [`LeaseCoordinator::poll_call`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeaseCallId(pub u64);
+
+/// An operation on the lease table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOp {
+    /// Read every lease: answer [`LeaseAnswer::Scanned`].
+    Scan,
+    /// Write this lease if no item has its key.
+    Create(Lease),
+    /// If `leaseCounter = counter` and `leaseOwner` is this worker: `leaseCounter + 1`.
+    Renew {
+        /// The lease.
+        lease_key: String,
+        /// The counter this worker last wrote.
+        counter: u64,
+    },
+    /// If `leaseCounter = counter` and the owner is `owner` (absent for `None`): this
+    /// worker becomes the owner, `leaseCounter + 1`, and `ownerSwitchesSinceCheckpoint + 1`
+    /// when the owner changes.
+    Take {
+        /// The lease.
+        lease_key: String,
+        /// The counter last seen.
+        counter: u64,
+        /// The owner last seen.
+        owner: Option<String>,
+    },
+    /// If `leaseCounter = counter` and `leaseOwner` is this worker: set the checkpoint,
+    /// `ownerSwitchesSinceCheckpoint = 0`, `leaseCounter + 1`.
+    Checkpoint {
+        /// The lease.
+        lease_key: String,
+        /// The counter this worker last wrote.
+        counter: u64,
+        /// The new checkpoint.
+        checkpoint: LeaseCheckpoint,
+    },
+    /// If `leaseCounter = counter` and `leaseOwner` is this worker: remove the owner,
+    /// `leaseCounter + 1` (on shutdown: others may take it at once).
+    Release {
+        /// The lease.
+        lease_key: String,
+        /// The counter this worker last wrote.
+        counter: u64,
+    },
+}
+
+/// An operation to make, then to answer with [`LeaseCoordinator::on_answer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseCall {
+    /// Pass it back with the answer.
+    pub id: LeaseCallId,
+    /// What to do.
+    pub op: LeaseOp,
+}
+
+/// The answer to a [`LeaseCall`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseAnswer {
+    /// To [`LeaseOp::Scan`]: every item of the table.
+    Scanned(Vec<Lease>),
+    /// A write succeeded (the counter is one more than the condition's).
+    Written,
+    /// A write's condition failed.
+    ConditionFailed,
+    /// The call failed.
+    Failed {
+        /// The error code.
+        code: String,
+        /// The service's message.
+        message: String,
+    },
+}
+
+/// A change in the shards this worker reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// This worker now holds the shard's lease: read it from `checkpoint`.
+    Acquired {
+        /// The shard.
+        shard_id: String,
+        /// Where its lease says it got to.
+        checkpoint: LeaseCheckpoint,
+    },
+    /// This worker no longer holds the shard's lease (taken by another worker, not
+    /// renewed in time, or released on shutdown): stop delivering its records.
+    Lost {
+        /// The shard.
+        shard_id: String,
+    },
+    /// The shard's lease was checkpointed at `SHARD_END` and let go: it is done.
+    Finished {
+        /// The shard.
+        shard_id: String,
+    },
+}
+
+/// Why a checkpoint was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseLost {
+    /// The shard whose lease this worker does not hold.
+    pub shard_id: String,
+}
+
+impl core::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the lease of shard {} is not held by this worker",
+            self.shard_id
+        )
+    }
+}
+
+impl std::error::Error for LeaseLost {}
+
+/// A lease as last seen in a scan.
+#[derive(Debug, Clone)]
+struct Seen {
+    lease: Lease,
+    /// When its counter was first seen at its current value.
+    since: Instant,
+}
+
+/// A lease this worker holds.
+#[derive(Debug, Clone)]
+struct Held {
+    counter: u64,
+    /// The last successful write (take, renewal, checkpoint).
+    written_at: Instant,
+    /// An operation on it is in flight.
+    busy: bool,
+    /// A checkpoint to write once nothing is in flight.
+    pending: Option<LeaseCheckpoint>,
+    /// After a failed operation (not a failed condition): nothing before this time.
+    retry_at: Option<Instant>,
+}
+
+impl Held {
+    /// Nothing in flight on it and no failure to wait out.
+    fn ready(&self, now: Instant) -> bool {
+        !self.busy && self.retry_at.is_none_or(|t| t <= now)
+    }
+}
+
+/// What an in-flight operation was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Purpose {
+    Scan,
+    Create(String),
+    Renew(String),
+    Take(String, u64),
+    Checkpoint(String, LeaseCheckpoint),
+    Release(String),
+}
+
+/// The sans-IO lease coordinator: one worker's side of KCL's lease protocol. Handed the
+/// lease table (scans), the results of its conditional writes, the stream's shards and the
+/// time, it hands back the table operations to make and the shards this worker gains and
+/// loses. No I/O, no clock.
+///
+/// Rules (KCL 2.x's, kept simple):
+/// - every `failover_time / 3` each held lease is renewed: `leaseCounter + 1`, on condition
+///   that the counter and the owner are still what this worker wrote; a failed condition
+///   means another worker took it: the shard is lost at once. A lease not renewed for
+///   `failover_time` (DynamoDB unreachable) is given up locally too, before anyone else may
+///   take it;
+/// - every `failover_time` the table is scanned. A lease whose counter has not moved for
+///   `failover_time` since this worker first saw that value is expired; a lease without
+///   owner is free;
+/// - the target is an even share: `ceil(leases / workers)`, counting the leases not
+///   finished whose parents are finished, and the workers holding a lease that is not
+///   expired, plus this one. Below it, a worker takes free and expired leases (in key
+///   order) up to the target; when there are none, it steals one lease from the most loaded
+///   worker if that one holds more than the target (or the target while this one holds two
+///   fewer);
+/// - a lease is taken only once the leases of its shard's parents are at `SHARD_END` (or
+///   gone): parents before children, across workers;
+/// - taking is a conditional write on the counter and owner last seen; a checkpoint is a
+///   conditional write on the counter and owner this worker wrote, which fails once the
+///   lease is lost; a lease checkpointed at `SHARD_END` is let go (no longer renewed);
+/// - leases are created (a write on condition the key does not exist) for shards of the
+///   stream that have none: with the start position when the table is empty, at
+///   `TRIM_HORIZON` for shards born later (children must be read whole).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use kpl_kinesis::source::lease::{
+///     Lease, LeaseAnswer, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseOp,
+/// };
+///
+/// let now = Instant::now();
+/// let mut worker = LeaseCoordinator::new(LeaseConfig::new("worker-1"));
+/// let scan = worker.poll_call(now).unwrap();
+/// assert_eq!(scan.op, LeaseOp::Scan);
+/// let free = Lease::new("shardId-0", LeaseCheckpoint::TrimHorizon);
+/// worker.on_answer(scan.id, LeaseAnswer::Scanned(vec![free]), now);
+/// let take = worker.poll_call(now).unwrap();
+/// assert!(matches!(take.op, LeaseOp::Take { .. }));
+/// worker.on_answer(take.id, LeaseAnswer::Written, now);
+/// assert!(matches!(worker.poll_event(), Some(LeaseEvent::Acquired { .. })));
+/// ```
+#[derive(Debug)]
+pub struct LeaseCoordinator {
+    config: LeaseConfig,
+    table: BTreeMap<String, Seen>,
+    scanned: bool,
+    scan_in_flight: bool,
+    next_scan: Option<Instant>,
+    held: BTreeMap<String, Held>,
+    /// Shards of the stream, from the source's last listing.
+    shards: Vec<ShardNode>,
+    creating: BTreeSet<String>,
+    /// Once the first scan and listing are in: the shards that start at the configured
+    /// position (those listed while the table was empty); others start at TRIM_HORIZON.
+    initial: Option<BTreeSet<String>>,
+    /// Whether the first scan found the table empty.
+    empty_at_start: Option<bool>,
+    /// After a failed create: none before this time.
+    create_retry_at: Option<Instant>,
+    /// Takes decided by the last scan, not handed out yet: (key, counter, owner).
+    to_take: VecDeque<(String, u64, Option<String>)>,
+    taking: BTreeSet<String>,
+    in_flight: BTreeMap<LeaseCallId, Purpose>,
+    next_id: u64,
+    events: VecDeque<LeaseEvent>,
+    shutting_down: bool,
+}
+
+impl LeaseCoordinator {
+    /// A worker holding nothing yet.
+    pub fn new(config: LeaseConfig) -> Self {
+        LeaseCoordinator {
+            config,
+            table: BTreeMap::new(),
+            scanned: false,
+            scan_in_flight: false,
+            next_scan: None,
+            held: BTreeMap::new(),
+            shards: Vec::new(),
+            creating: BTreeSet::new(),
+            initial: None,
+            empty_at_start: None,
+            create_retry_at: None,
+            to_take: VecDeque::new(),
+            taking: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            next_id: 0,
+            events: VecDeque::new(),
+            shutting_down: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LeaseConfig {
+        &self.config
+    }
+
+    /// The shards whose leases this worker holds.
+    pub fn held(&self) -> impl Iterator<Item = &str> {
+        self.held.keys().map(String::as_str)
+    }
+
+    /// Operations handed out and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The next gain or loss of a shard.
+    pub fn poll_event(&mut self) -> Option<LeaseEvent> {
+        self.events.pop_front()
+    }
+
+    /// The stream's shards (each listing of the source): leases are made for those
+    /// without one.
+    pub fn on_shards(&mut self, shards: &[ShardNode]) {
+        self.shards = shards.to_vec();
+        self.settle_initial();
+    }
+
+    fn settle_initial(&mut self) {
+        if self.initial.is_some() || self.shards.is_empty() {
+            return;
+        }
+        if let Some(empty) = self.empty_at_start {
+            self.initial = Some(if empty {
+                self.shards.iter().map(|s| s.shard_id.clone()).collect()
+            } else {
+                BTreeSet::new()
+            });
+        }
+    }
+
+    /// Records that shard `shard_id` was processed up to `checkpoint` (written as soon as
+    /// no other operation on the lease is in flight). Refused when this worker does not
+    /// hold the lease.
+    pub fn checkpoint(
+        &mut self,
+        shard_id: &str,
+        checkpoint: LeaseCheckpoint,
+    ) -> Result<(), LeaseLost> {
+        match self.held.get_mut(shard_id) {
+            Some(held) => {
+                held.pending = Some(checkpoint);
+                Ok(())
+            }
+            None => Err(LeaseLost {
+                shard_id: shard_id.to_owned(),
+            }),
+        }
+    }
+
+    /// Whether checkpoints wait to be written (or are being written).
+    pub fn has_pending_checkpoints(&self) -> bool {
+        self.held.values().any(|h| h.pending.is_some())
+            || self
+                .in_flight
+                .values()
+                .any(|p| matches!(p, Purpose::Checkpoint(..)))
+    }
+
+    /// Stops taking and renewing; pending checkpoints are written, then every held lease
+    /// is released. Done once [`is_shut_down`](Self::is_shut_down).
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        self.to_take.clear();
+    }
+
+    /// After [`shutdown`](Self::shutdown): every lease released (or lost) and nothing in
+    /// flight.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.held.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// The next operation to make now, if any.
+    pub fn poll_call(&mut self, now: Instant) -> Option<LeaseCall> {
+        self.expire_held(now);
+        // Checkpoints first: they carry the application's progress.
+        let checkpoint = self
+            .held
+            .iter()
+            .find(|(_, h)| h.ready(now) && h.pending.is_some())
+            .map(|(k, _)| k.clone());
+        if let Some(key) = checkpoint {
+            let held = self.held.get_mut(&key)?;
+            let cp = held.pending.take()?;
+            held.busy = true;
+            let op = LeaseOp::Checkpoint {
+                lease_key: key.clone(),
+                counter: held.counter,
+                checkpoint: cp.clone(),
+            };
+            return Some(self.call(Purpose::Checkpoint(key, cp), op));
+        }
+        if self.shutting_down {
+            let release = self
+                .held
+                .iter()
+                .find(|(_, h)| h.ready(now))
+                .map(|(k, h)| (k.clone(), h.counter));
+            let (key, counter) = release?;
+            if let Some(h) = self.held.get_mut(&key) {
+                h.busy = true;
+            }
+            let op = LeaseOp::Release {
+                lease_key: key.clone(),
+                counter,
+            };
+            return Some(self.call(Purpose::Release(key), op));
+        }
+        if !self.scan_in_flight && self.next_scan.is_none_or(|t| t <= now) {
+            self.scan_in_flight = true;
+            self.next_scan = Some(now + self.config.failover_time);
+            return Some(self.call(Purpose::Scan, LeaseOp::Scan));
+        }
+        let due = self
+            .held
+            .iter()
+            .find(|(_, h)| {
+                h.ready(now) && now.saturating_duration_since(h.written_at) >= self.renew_interval()
+            })
+            .map(|(k, h)| (k.clone(), h.counter));
+        if let Some((key, counter)) = due {
+            if let Some(h) = self.held.get_mut(&key) {
+                h.busy = true;
+            }
+            let op = LeaseOp::Renew {
+                lease_key: key.clone(),
+                counter,
+            };
+            return Some(self.call(Purpose::Renew(key), op));
+        }
+        if let Some((key, counter, owner)) = self.to_take.pop_front() {
+            self.taking.insert(key.clone());
+            let op = LeaseOp::Take {
+                lease_key: key.clone(),
+                counter,
+                owner,
+            };
+            return Some(self.call(Purpose::Take(key, counter), op));
+        }
+        if self.scanned && !self.shutting_down && self.create_retry_at.is_none_or(|t| t <= now) {
+            if let Some(lease) = self.missing_lease() {
+                self.creating.insert(lease.lease_key.clone());
+                let key = lease.lease_key.clone();
+                return Some(self.call(Purpose::Create(key), LeaseOp::Create(lease)));
+            }
+        }
+        None
+    }
+
+    /// When to call [`poll_call`](Self::poll_call) again if nothing is answered before.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut wake = None;
+        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+        if !self.shutting_down {
+            if let Some(t) = self.next_scan {
+                at(t);
+            }
+        }
+        for h in self.held.values().filter(|h| !h.busy) {
+            let ready = h.retry_at.unwrap_or(h.written_at);
+            if !self.shutting_down {
+                at((h.written_at + self.renew_interval()).max(ready));
+            } else {
+                at(ready);
+            }
+            if h.pending.is_some() {
+                at(ready);
+            }
+            // Given up locally if not renewed in time.
+            at(h.written_at + self.config.failover_time);
+        }
+        if let Some(t) = self.create_retry_at {
+            at(t);
+        }
+        wake
+    }
+
+    /// Takes the answer to operation `id` (unknown ids are ignored).
+    pub fn on_answer(&mut self, id: LeaseCallId, answer: LeaseAnswer, now: Instant) {
+        let Some(purpose) = self.in_flight.remove(&id) else {
+            return;
+        };
+        match purpose {
+            Purpose::Scan => {
+                self.scan_in_flight = false;
+                if let LeaseAnswer::Scanned(leases) = answer {
+                    self.on_scan(leases, now);
+                } else {
+                    // Scanned again soon.
+                    self.next_scan = Some(now + self.config.failover_time / 4);
+                }
+            }
+            Purpose::Create(key) => {
+                self.creating.remove(&key);
+                if answer == LeaseAnswer::Written || answer == LeaseAnswer::ConditionFailed {
+                    // Made here or by another worker: the next scan shows it.
+                    self.next_scan = Some(now);
+                } else {
+                    self.create_retry_at = Some(now + self.retry_delay());
+                }
+            }
+            Purpose::Take(key, counter) => {
+                self.taking.remove(&key);
+                if answer == LeaseAnswer::Written && !self.shutting_down {
+                    let checkpoint = self
+                        .table
+                        .get(&key)
+                        .map_or(LeaseCheckpoint::TrimHorizon, |s| s.lease.checkpoint.clone());
+                    self.held.insert(
+                        key.clone(),
+                        Held {
+                            counter: counter + 1,
+                            written_at: now,
+                            busy: false,
+                            pending: None,
+                            retry_at: None,
+                        },
+                    );
+                    self.events.push_back(LeaseEvent::Acquired {
+                        shard_id: key,
+                        checkpoint,
+                    });
+                }
+            }
+            Purpose::Renew(key) => match answer {
+                LeaseAnswer::Written => {
+                    if let Some(h) = self.held.get_mut(&key) {
+                        h.counter += 1;
+                        h.written_at = now;
+                        h.busy = false;
+                        h.retry_at = None;
+                    }
+                }
+                LeaseAnswer::ConditionFailed => self.lose(&key),
+                _ => self.failed(&key, now, None),
+            },
+            Purpose::Checkpoint(key, cp) => match answer {
+                LeaseAnswer::Written => {
+                    let finished = cp == LeaseCheckpoint::ShardEnd;
+                    if let Some(h) = self.held.get_mut(&key) {
+                        h.counter += 1;
+                        h.written_at = now;
+                        h.busy = false;
+                        h.retry_at = None;
+                    }
+                    if let Some(seen) = self.table.get_mut(&key) {
+                        seen.lease.checkpoint = cp;
+                    }
+                    if finished {
+                        // Done: let go (no longer renewed).
+                        self.held.remove(&key);
+                        self.events
+                            .push_back(LeaseEvent::Finished { shard_id: key });
+                    }
+                }
+                LeaseAnswer::ConditionFailed => self.lose(&key),
+                _ => self.failed(&key, now, Some(cp)),
+            },
+            Purpose::Release(key) => match answer {
+                LeaseAnswer::Written | LeaseAnswer::ConditionFailed => self.lose(&key),
+                _ => self.failed(&key, now, None),
+            },
+        }
+    }
+
+    fn renew_interval(&self) -> Duration {
+        self.config.failover_time / 3
+    }
+
+    /// The wait after a failed operation (DynamoDB throttling or unreachable).
+    fn retry_delay(&self) -> Duration {
+        self.config.failover_time / 10
+    }
+
+    /// An operation on a held lease failed (not its condition): tried again after a
+    /// pause; a checkpoint is written again unless a newer one came meanwhile.
+    fn failed(&mut self, key: &str, now: Instant, checkpoint: Option<LeaseCheckpoint>) {
+        let delay = self.retry_delay();
+        if let Some(h) = self.held.get_mut(key) {
+            h.busy = false;
+            h.retry_at = Some(now + delay);
+            if h.pending.is_none() {
+                h.pending = checkpoint;
+            }
+        }
+    }
+
+    fn call(&mut self, purpose: Purpose, op: LeaseOp) -> LeaseCall {
+        let id = LeaseCallId(self.next_id);
+        self.next_id += 1;
+        self.in_flight.insert(id, purpose);
+        LeaseCall { id, op }
+    }
+
+    fn lose(&mut self, key: &str) {
+        if self.held.remove(key).is_some() {
+            self.events.push_back(LeaseEvent::Lost {
+                shard_id: key.to_owned(),
+            });
+        }
+    }
+
+    /// Leases not written for `failover_time` are given up before others may take them.
+    fn expire_held(&mut self, now: Instant) {
+        let failover = self.config.failover_time;
+        let stale: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| !h.busy && now.saturating_duration_since(h.written_at) >= failover)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            self.lose(&key);
+        }
+    }
+
+    fn expired(&self, seen: &Seen, now: Instant) -> bool {
+        seen.lease.lease_owner.is_none()
+            || now.saturating_duration_since(seen.since) >= self.config.failover_time
+    }
+
+    fn parents_done(&self, lease: &Lease) -> bool {
+        lease.parent_shard_ids.iter().all(|p| {
+            self.table
+                .get(p)
+                .is_none_or(|parent| parent.lease.is_finished())
+        })
+    }
+
+    fn on_scan(&mut self, leases: Vec<Lease>, now: Instant) {
+        self.scanned = true;
+        if self.empty_at_start.is_none() {
+            self.empty_at_start = Some(leases.is_empty());
+            self.settle_initial();
+        }
+        let mut table = BTreeMap::new();
+        for lease in leases {
+            let since = match self.table.get(&lease.lease_key) {
+                Some(old)
+                    if old.lease.lease_counter == lease.lease_counter
+                        && old.lease.lease_owner == lease.lease_owner =>
+                {
+                    old.since
+                }
+                _ => now,
+            };
+            table.insert(lease.lease_key.clone(), Seen { lease, since });
+        }
+        self.table = table;
+        // A held lease now owned by someone else (or gone) is lost.
+        let me = self.config.worker_id.clone();
+        let lost: Vec<String> = self
+            .held
+            .keys()
+            .filter(|k| {
+                !self.held.get(*k).is_some_and(|h| h.busy)
+                    && self
+                        .table
+                        .get(*k)
+                        .is_none_or(|s| s.lease.lease_owner.as_deref() != Some(me.as_str()))
+            })
+            .cloned()
+            .collect();
+        for key in lost {
+            self.lose(&key);
+        }
+        if !self.shutting_down {
+            self.plan_takes(now);
+        }
+    }
+
+    /// Decides which leases to take after a scan (see the module docs).
+    fn plan_takes(&mut self, now: Instant) {
+        self.to_take.clear();
+        let me = self.config.worker_id.as_str();
+        let candidates: Vec<&Seen> = self
+            .table
+            .values()
+            .filter(|s| !s.lease.is_finished() && self.parents_done(&s.lease))
+            .collect();
+        let mut load: BTreeMap<&str, usize> = BTreeMap::new();
+        load.insert(me, 0);
+        for s in &candidates {
+            if let Some(owner) = s.lease.lease_owner.as_deref() {
+                if owner == me {
+                    continue;
+                }
+                if !self.expired(s, now) {
+                    *load.entry(owner).or_default() += 1;
+                }
+            }
+        }
+        let mine = self.held.len();
+        let target = candidates
+            .len()
+            .div_ceil(load.len())
+            .min(self.config.max_leases);
+        if mine >= target {
+            return;
+        }
+        let want = target - mine;
+        let free: Vec<(String, u64, Option<String>)> = candidates
+            .iter()
+            .filter(|s| !self.held.contains_key(&s.lease.lease_key))
+            .filter(|s| !self.taking.contains(&s.lease.lease_key))
+            .filter(|s| {
+                // Ours in the table but not held (a restart under the same id), free, or
+                // expired.
+                s.lease.lease_owner.as_deref() == Some(me) || self.expired(s, now)
+            })
+            .map(|s| {
+                (
+                    s.lease.lease_key.clone(),
+                    s.lease.lease_counter,
+                    s.lease.lease_owner.clone(),
+                )
+            })
+            .take(want)
+            .collect();
+        if !free.is_empty() {
+            self.to_take.extend(free);
+            return;
+        }
+        // Steal one from the most loaded worker.
+        let Some((victim, most)) = load
+            .iter()
+            .filter(|(w, _)| **w != me)
+            .max_by_key(|(w, n)| (**n, std::cmp::Reverse(**w)))
+            .map(|(w, n)| (w.to_string(), *n))
+        else {
+            return;
+        };
+        if most > target || (most == target && mine + 1 < target) {
+            let steal = candidates
+                .iter()
+                .filter(|s| s.lease.lease_owner.as_deref() == Some(victim.as_str()))
+                .filter(|s| !self.taking.contains(&s.lease.lease_key))
+                .map(|s| {
+                    (
+                        s.lease.lease_key.clone(),
+                        s.lease.lease_counter,
+                        s.lease.lease_owner.clone(),
+                    )
+                })
+                .next();
+            self.to_take.extend(steal);
+        }
+    }
+
+    /// A lease to create for a shard of the stream that has none.
+    fn missing_lease(&self) -> Option<Lease> {
+        let known = |id: &str| self.table.contains_key(id) || self.creating.contains(id);
+        let initial = self.initial.as_ref()?;
+        for node in &self.shards {
+            if known(&node.shard_id) {
+                continue;
+            }
+            let checkpoint = if initial.contains(&node.shard_id) {
+                match self.config.start {
+                    StartPosition::Latest if !node.open => continue,
+                    StartPosition::Latest => LeaseCheckpoint::Latest,
+                    StartPosition::AtTimestamp(_) => LeaseCheckpoint::AtTimestamp,
+                    _ => LeaseCheckpoint::TrimHorizon,
+                }
+            } else {
+                // Born after the table was first filled: read whole.
+                LeaseCheckpoint::TrimHorizon
+            };
+            let mut lease = Lease::new(node.shard_id.clone(), checkpoint);
+            lease.parent_shard_ids = [&node.parent, &node.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            lease.starting_hash_key = Some(node.range.start.to_string());
+            lease.ending_hash_key = Some(node.range.end.to_string());
+            return Some(lease);
+        }
+        None
+    }
+}

@@ -1,0 +1,541 @@
+//! Scenario tests of the sans-IO lease coordinator: several workers against a simulated
+//! lease table that applies each operation's condition as DynamoDB would (counter and
+//! owner). No clock, no I/O: time is an `Instant` moved to the next deadline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kpl_codec::HashRange;
+use kpl_kinesis::source::lease::{
+    Lease, LeaseAnswer, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseOp,
+};
+use kpl_kinesis::source::{Checkpoint, ShardNode, StartPosition};
+
+const FAILOVER: Duration = Duration::from_secs(3);
+
+/// The lease table, applying conditions as DynamoDB does.
+#[derive(Debug, Default, Clone)]
+struct Table {
+    items: BTreeMap<String, Lease>,
+    /// Every write that succeeded: (worker, op).
+    writes: Vec<(String, LeaseOp)>,
+    /// When set, every operation fails (DynamoDB unreachable).
+    down: bool,
+}
+
+impl Table {
+    fn with_leases(keys: &[&str]) -> Self {
+        let mut t = Table::default();
+        for k in keys {
+            t.items.insert(
+                (*k).to_owned(),
+                Lease::new(*k, LeaseCheckpoint::TrimHorizon),
+            );
+        }
+        t
+    }
+
+    fn apply(&mut self, worker: &str, op: &LeaseOp) -> LeaseAnswer {
+        if self.down {
+            return LeaseAnswer::Failed {
+                code: "ServiceUnavailable".into(),
+                message: "down".into(),
+            };
+        }
+        let me = Some(worker.to_owned());
+        let answer = match op {
+            LeaseOp::Scan => return LeaseAnswer::Scanned(self.items.values().cloned().collect()),
+            LeaseOp::Create(lease) => {
+                if self.items.contains_key(&lease.lease_key) {
+                    LeaseAnswer::ConditionFailed
+                } else {
+                    self.items.insert(lease.lease_key.clone(), lease.clone());
+                    LeaseAnswer::Written
+                }
+            }
+            LeaseOp::Renew { lease_key, counter } => match self.items.get_mut(lease_key) {
+                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
+                    l.lease_counter += 1;
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
+            LeaseOp::Take {
+                lease_key,
+                counter,
+                owner,
+            } => match self.items.get_mut(lease_key) {
+                Some(l) if l.lease_counter == *counter && l.lease_owner == *owner => {
+                    if l.lease_owner != me {
+                        l.owner_switches_since_checkpoint += 1;
+                    }
+                    l.lease_owner = me;
+                    l.lease_counter += 1;
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
+            LeaseOp::Checkpoint {
+                lease_key,
+                counter,
+                checkpoint,
+            } => match self.items.get_mut(lease_key) {
+                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
+                    l.checkpoint = checkpoint.clone();
+                    l.owner_switches_since_checkpoint = 0;
+                    l.lease_counter += 1;
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
+            LeaseOp::Release { lease_key, counter } => match self.items.get_mut(lease_key) {
+                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
+                    l.lease_owner = None;
+                    l.lease_counter += 1;
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
+        };
+        if answer == LeaseAnswer::Written {
+            self.writes.push((worker.to_owned(), op.clone()));
+        }
+        answer
+    }
+
+    fn owners(&self) -> BTreeMap<String, Vec<String>> {
+        let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in self.items.values() {
+            if let Some(o) = &l.lease_owner {
+                owners
+                    .entry(o.clone())
+                    .or_default()
+                    .push(l.lease_key.clone());
+            }
+        }
+        owners
+    }
+}
+
+struct Worker {
+    coordinator: LeaseCoordinator,
+    alive: bool,
+    /// Shards it reads, from its events.
+    reading: BTreeSet<String>,
+    events: Vec<(Duration, LeaseEvent)>,
+}
+
+struct Cluster {
+    table: Table,
+    workers: Vec<Worker>,
+    start: Instant,
+    now: Instant,
+    shards: Vec<ShardNode>,
+    /// (worker, shard) read without owning the lease, since when.
+    mismatch: BTreeMap<(usize, String), Instant>,
+}
+
+impl Cluster {
+    fn new(table: Table, workers: usize) -> Self {
+        let start = Instant::now();
+        let mut c = Cluster {
+            table,
+            workers: Vec::new(),
+            start,
+            now: start,
+            shards: Vec::new(),
+            mismatch: BTreeMap::new(),
+        };
+        for _ in 0..workers {
+            c.join(LeaseConfig::new(""));
+        }
+        c
+    }
+
+    fn join(&mut self, mut config: LeaseConfig) -> usize {
+        config.worker_id = format!("worker-{}", self.workers.len());
+        config.failover_time = FAILOVER;
+        let mut coordinator = LeaseCoordinator::new(config);
+        if !self.shards.is_empty() {
+            coordinator.on_shards(&self.shards);
+        }
+        self.workers.push(Worker {
+            coordinator,
+            alive: true,
+            reading: BTreeSet::new(),
+            events: Vec::new(),
+        });
+        self.workers.len() - 1
+    }
+
+    fn set_shards(&mut self, shards: Vec<ShardNode>) {
+        for w in &mut self.workers {
+            w.coordinator.on_shards(&shards);
+        }
+        self.shards = shards;
+    }
+
+    /// Every alive worker does all it can now.
+    fn settle(&mut self) {
+        for _ in 0..1_000 {
+            let mut any = false;
+            for i in 0..self.workers.len() {
+                if !self.workers[i].alive {
+                    continue;
+                }
+                while let Some(call) = self.workers[i].coordinator.poll_call(self.now) {
+                    any = true;
+                    let id = self.workers[i].coordinator.config().worker_id.clone();
+                    let answer = self.table.apply(&id, &call.op);
+                    self.workers[i]
+                        .coordinator
+                        .on_answer(call.id, answer, self.now);
+                }
+                let at = self.now - self.start;
+                let w = &mut self.workers[i];
+                while let Some(e) = w.coordinator.poll_event() {
+                    match &e {
+                        LeaseEvent::Acquired { shard_id, .. } => {
+                            assert!(w.reading.insert(shard_id.clone()), "acquired twice");
+                        }
+                        LeaseEvent::Lost { shard_id } | LeaseEvent::Finished { shard_id } => {
+                            assert!(w.reading.remove(shard_id), "lost what it did not hold");
+                        }
+                    }
+                    w.events.push((at, e));
+                }
+            }
+            self.check_exclusive();
+            if !any {
+                return;
+            }
+        }
+        panic!("the workers never settle");
+    }
+
+    /// Moves time to the next deadline of an alive worker, then settles.
+    fn step(&mut self) {
+        self.settle();
+        let next = self
+            .workers
+            .iter()
+            .filter(|w| w.alive)
+            .filter_map(|w| w.coordinator.poll_timeout())
+            .min()
+            .expect("a deadline");
+        assert!(next >= self.now, "a deadline in the past");
+        self.now = next.max(self.now + Duration::from_millis(1));
+        self.settle();
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while self.now < until {
+            self.step();
+        }
+    }
+
+    /// A worker reads a shard whose lease it does not own in the table only until its
+    /// next renewal tells it (after a steal): never for longer than the renewal interval.
+    /// The table has one owner per lease, so two readers of one shard means one of them
+    /// is in that window (and its checkpoints fail).
+    fn check_exclusive(&mut self) {
+        let now = self.now;
+        let mut wrong = BTreeMap::new();
+        for (i, w) in self.workers.iter().enumerate().filter(|(_, w)| w.alive) {
+            for s in &w.reading {
+                let owner = self.table.items.get(s).and_then(|l| l.lease_owner.clone());
+                if owner.as_deref() != Some(w.coordinator.config().worker_id.as_str()) {
+                    let since = self.mismatch.get(&(i, s.clone())).copied().unwrap_or(now);
+                    assert!(
+                        now - since <= FAILOVER / 3,
+                        "worker {i} still reads {s} {:?} after losing its lease to {owner:?}",
+                        now - since
+                    );
+                    wrong.insert((i, s.clone()), since);
+                }
+            }
+        }
+        self.mismatch = wrong;
+    }
+
+    fn counts(&self) -> Vec<usize> {
+        self.workers
+            .iter()
+            .filter(|w| w.alive)
+            .map(|w| w.reading.len())
+            .collect()
+    }
+}
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("shardId-{i:012}")).collect()
+}
+
+fn table_of(n: usize) -> Table {
+    let k = keys(n);
+    Table::with_leases(&k.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn node(id: &str, parent: Option<&str>, open: bool) -> ShardNode {
+    ShardNode {
+        shard_id: id.to_owned(),
+        parent: parent.map(str::to_owned),
+        adjacent_parent: None,
+        range: HashRange::FULL,
+        open,
+    }
+}
+
+#[test]
+fn three_workers_split_eight_shards_evenly() {
+    let mut c = Cluster::new(table_of(8), 3);
+    c.run_for(FAILOVER * 4);
+    let mut counts = c.counts();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![2, 3, 3]);
+    let held: usize = counts.iter().sum();
+    assert_eq!(held, 8, "every shard read");
+}
+
+#[test]
+fn a_dead_workers_shards_move_within_two_failover_times() {
+    let mut c = Cluster::new(table_of(8), 3);
+    c.run_for(FAILOVER * 4);
+    let victim = c.workers[1].reading.clone();
+    assert!(!victim.is_empty());
+    c.workers[1].alive = false;
+    let died = c.now;
+    c.run_for(FAILOVER * 3);
+    let mut counts = c.counts();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![4, 4]);
+    // When each of the dead worker's shards was taken.
+    for shard in &victim {
+        let taken = c
+            .workers
+            .iter()
+            .filter(|w| w.alive)
+            .flat_map(|w| &w.events)
+            .filter(
+                |(_, e)| matches!(e, LeaseEvent::Acquired { shard_id, .. } if shard_id == shard),
+            )
+            .map(|(at, _)| c.start + *at)
+            .max()
+            .expect("taken");
+        let after = taken - died;
+        assert!(
+            after >= FAILOVER,
+            "{shard} taken {after:?} after the death: too early"
+        );
+        assert!(
+            after <= FAILOVER * 2 + FAILOVER / 3,
+            "{shard} taken {after:?} after: too late"
+        );
+    }
+}
+
+#[test]
+fn a_joining_worker_steals_toward_an_even_share() {
+    let mut c = Cluster::new(table_of(8), 1);
+    c.run_for(FAILOVER * 2);
+    assert_eq!(c.counts(), vec![8]);
+    c.join(LeaseConfig::new(""));
+    c.run_for(FAILOVER * 12);
+    assert_eq!(c.counts(), vec![4, 4]);
+    let lost: usize = c.workers[0]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, LeaseEvent::Lost { .. }))
+        .count();
+    assert_eq!(
+        lost, 4,
+        "the first worker lost exactly the four stolen leases"
+    );
+}
+
+#[test]
+fn a_child_is_taken_only_once_its_parent_is_at_shard_end() {
+    let mut table = table_of(1);
+    let mut child = Lease::new("child", LeaseCheckpoint::TrimHorizon);
+    child.parent_shard_ids = vec![keys(1)[0].clone()];
+    table.items.insert("child".into(), child);
+    let mut c = Cluster::new(table, 2);
+    c.run_for(FAILOVER * 4);
+    let readers: Vec<&BTreeSet<String>> = c.workers.iter().map(|w| &w.reading).collect();
+    assert!(
+        readers.iter().all(|r| !r.contains("child")),
+        "child taken before its parent ended"
+    );
+    let parent = keys(1)[0].clone();
+    let holder = c
+        .workers
+        .iter()
+        .position(|w| w.reading.contains(&parent))
+        .expect("parent held");
+    c.workers[holder]
+        .coordinator
+        .checkpoint(&parent, LeaseCheckpoint::ShardEnd)
+        .expect("held");
+    c.run_for(FAILOVER * 3);
+    assert!(c.workers.iter().any(|w| w.reading.contains("child")));
+    assert!(
+        c.workers.iter().all(|w| !w.reading.contains(&parent)),
+        "a finished lease is let go"
+    );
+    assert_eq!(c.table.items[&parent].checkpoint, LeaseCheckpoint::ShardEnd);
+}
+
+#[test]
+fn a_checkpoint_after_the_lease_was_taken_fails_and_the_shard_is_lost() {
+    let mut c = Cluster::new(table_of(1), 1);
+    c.settle();
+    let shard = keys(1)[0].clone();
+    assert!(c.workers[0].reading.contains(&shard));
+    // Another application instance takes it behind this worker's back.
+    let item = c.table.items.get_mut(&shard).expect("item");
+    item.lease_owner = Some("intruder".into());
+    item.lease_counter += 1;
+    c.workers[0]
+        .coordinator
+        .checkpoint(&shard, LeaseCheckpoint::At(Checkpoint::new("7", 0)))
+        .expect("still held as far as the worker knows");
+    c.settle_ignoring_exclusivity();
+    assert!(!c.workers[0].reading.contains(&shard), "lost");
+    assert_eq!(
+        c.table.items[&shard].checkpoint,
+        LeaseCheckpoint::TrimHorizon,
+        "nothing written"
+    );
+    assert!(c.workers[0]
+        .coordinator
+        .checkpoint(&shard, LeaseCheckpoint::At(Checkpoint::new("8", 0)))
+        .is_err());
+}
+
+impl Cluster {
+    fn settle_ignoring_exclusivity(&mut self) {
+        let w = &mut self.workers[0];
+        while let Some(call) = w.coordinator.poll_call(self.now) {
+            let id = w.coordinator.config().worker_id.clone();
+            let answer = self.table.apply(&id, &call.op);
+            w.coordinator.on_answer(call.id, answer, self.now);
+        }
+        while let Some(e) = w.coordinator.poll_event() {
+            if let LeaseEvent::Lost { shard_id } | LeaseEvent::Finished { shard_id } = &e {
+                w.reading.remove(shard_id);
+            }
+        }
+    }
+}
+
+#[test]
+fn checkpoints_are_conditional_writes_that_reset_owner_switches() {
+    let mut c = Cluster::new(table_of(1), 1);
+    c.settle();
+    let shard = keys(1)[0].clone();
+    assert_eq!(c.table.items[&shard].owner_switches_since_checkpoint, 1);
+    let cp = LeaseCheckpoint::At(Checkpoint::new("4959", 3));
+    c.workers[0]
+        .coordinator
+        .checkpoint(&shard, cp.clone())
+        .expect("held");
+    c.settle();
+    let item = &c.table.items[&shard];
+    assert_eq!(item.checkpoint, cp);
+    assert_eq!(item.owner_switches_since_checkpoint, 0);
+    assert_eq!(item.lease_counter, 2, "taken, then checkpointed");
+}
+
+#[test]
+fn an_unreachable_table_gives_leases_up_before_anyone_may_take_them() {
+    let mut c = Cluster::new(table_of(2), 1);
+    c.run_for(FAILOVER);
+    assert_eq!(c.counts(), vec![2]);
+    let cut = c.now;
+    c.table.down = true;
+    c.run_for(FAILOVER * 2);
+    let lost: Vec<Duration> = c.workers[0]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, LeaseEvent::Lost { .. }))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(lost.len(), 2);
+    // Given up within a failover time of the last successful renewal, which came before
+    // the cut: before any other worker (which waits a failover time from when it saw
+    // the counter stop moving) may take them.
+    for at in lost {
+        assert!(
+            c.start + at <= cut + FAILOVER,
+            "given up at {at:?}, too late"
+        );
+    }
+}
+
+#[test]
+fn leases_are_made_for_shards_without_one_children_from_their_start() {
+    let mut c = Cluster::new(Table::default(), 1);
+    c.workers[0].coordinator = LeaseCoordinator::new(LeaseConfig {
+        worker_id: "worker-0".into(),
+        failover_time: FAILOVER,
+        start: StartPosition::Latest,
+        max_leases: usize::MAX,
+    });
+    c.set_shards(vec![
+        node("closed", None, false),
+        node("open-a", Some("closed"), true),
+        node("open-b", None, true),
+    ]);
+    c.run_for(FAILOVER);
+    let checkpoints: BTreeMap<String, LeaseCheckpoint> = c
+        .table
+        .items
+        .values()
+        .map(|l| (l.lease_key.clone(), l.checkpoint.clone()))
+        .collect();
+    // LATEST on an empty table: open shards from LATEST, closed ones not read.
+    assert_eq!(
+        checkpoints,
+        BTreeMap::from([
+            ("open-a".to_owned(), LeaseCheckpoint::Latest),
+            ("open-b".to_owned(), LeaseCheckpoint::Latest),
+        ])
+    );
+    assert_eq!(
+        c.table.items["open-a"].parent_shard_ids,
+        vec!["closed".to_owned()]
+    );
+    // A split later: the children are read whole.
+    let mut shards = c.shards.clone();
+    shards[2].open = false;
+    shards.push(node("child", Some("open-b"), true));
+    c.set_shards(shards);
+    c.run_for(FAILOVER);
+    assert_eq!(
+        c.table.items["child"].checkpoint,
+        LeaseCheckpoint::TrimHorizon
+    );
+}
+
+#[test]
+fn shutdown_writes_pending_checkpoints_then_releases_every_lease() {
+    let mut c = Cluster::new(table_of(3), 1);
+    c.settle();
+    let shard = keys(3)[0].clone();
+    let cp = LeaseCheckpoint::At(Checkpoint::new("12", 0));
+    c.workers[0]
+        .coordinator
+        .checkpoint(&shard, cp.clone())
+        .expect("held");
+    c.workers[0].coordinator.shutdown();
+    c.settle();
+    assert!(c.workers[0].coordinator.is_shut_down());
+    assert_eq!(c.table.items[&shard].checkpoint, cp);
+    assert!(c.table.owners().is_empty(), "every lease released");
+    // A new worker takes them at once (free, not expired).
+    c.join(LeaseConfig::new(""));
+    c.workers[0].alive = false;
+    c.settle();
+    assert_eq!(c.workers[1].reading.len(), 3);
+}
