@@ -266,3 +266,8 @@ fn run(backend: Backend, messages: &[&[u8]], out: &mut [[u8; 16]]) {
         _ => unreachable!("only the scalar backend is supported off x86-64"),
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -74,80 +74,115 @@ pub(crate) fn avx512_detected() -> bool {
     }
 }
 
+/// Asks the CPU to fetch the cache lines of `bytes` from its last whole block's end to its
+/// last byte (where a message's tail is copied from), without waiting for them.
+pub(crate) fn prefetch_tail(bytes: &[u8]) {
+    let Some(last) = bytes.len().checked_sub(1) else {
+        return;
+    };
+    let first = (bytes.len() / 64 * 64).min(last);
+    for at in [first, last] {
+        // SAFETY: SSE is part of x86-64; `at` is inside `bytes`; a prefetch reads nothing
+        // architecturally and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast()) }
+    }
+}
+
+/// What one lane hashes in a kernel call: the whole 64-byte blocks of `first`, then those
+/// of `then` (a message's blocks read in place, then its padded tail).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segments<'a> {
+    pub(crate) first: &'a [u8],
+    pub(crate) then: &'a [u8],
+}
+
 /// Runs `blocks` block compressions on the first `kernel.lanes()` lanes of `state`: lane
-/// `j` hashes the first `blocks` 64-byte blocks of `segments[j]`, or zeros when it is
-/// `None` (an idle lane, whose column of `state` then means nothing).
+/// `j` hashes the first `blocks` 64-byte blocks of `lanes[j]` (its `first` blocks, then its
+/// `then` blocks), or zeros when it is `None` (an idle lane, whose column of `state` then
+/// means nothing).
 ///
 /// # Panics
 ///
-/// If a segment holds fewer than `blocks` blocks, or the CPU lacks the kernel's features
+/// If a lane holds fewer than `blocks` blocks, or the CPU lacks the kernel's features
 /// (both would be bugs of the lane scheduler, which picks kernels from the detected
 /// backend).
 pub(crate) fn compress(
     kernel: Kernel,
     state: &mut State,
-    segments: &[Option<&[u8]>; MAX_LANES],
+    lanes: &[Option<Segments<'_>>; MAX_LANES],
     blocks: usize,
 ) {
-    let mut ptrs = [ZERO_BLOCK.as_ptr(); MAX_LANES];
-    let mut strides = [0usize; MAX_LANES];
-    for ((segment, ptr), stride) in segments
-        .iter()
-        .zip(&mut ptrs)
-        .zip(&mut strides)
-        .take(kernel.lanes())
-    {
-        if let Some(segment) = segment {
-            assert!(segment.len() / 64 >= blocks, "segment shorter than the run");
-            *ptr = segment.as_ptr();
-            *stride = 64;
+    let mut walk = Walk {
+        ptrs: [ZERO_BLOCK.as_ptr(); MAX_LANES],
+        thens: [ZERO_BLOCK.as_ptr(); MAX_LANES],
+        switch: [usize::MAX; MAX_LANES],
+        strides: [0; MAX_LANES],
+    };
+    for (j, lane) in lanes.iter().enumerate().take(kernel.lanes()) {
+        if let Some(Segments { first, then }) = lane {
+            let in_first = first.len() / 64;
+            assert!(
+                blocks <= in_first || blocks - in_first <= then.len() / 64,
+                "lane shorter than the run"
+            );
+            walk.ptrs[j] = first.as_ptr();
+            walk.thens[j] = then.as_ptr();
+            walk.switch[j] = in_first;
+            walk.strides[j] = 64;
         }
     }
     assert!(
         kernel.supported(),
         "kernel {kernel:?} without its CPU features"
     );
-    // SAFETY: the CPU has the kernel's target features (checked above); every lane reads
-    // `blocks` blocks of 64 bytes at `ptr + i * stride`, which lie inside its segment (the
-    // length was checked) or are ZERO_BLOCK itself (stride 0); lanes past the kernel's
-    // width are not read.
+    // SAFETY: the CPU has the kernel's target features (checked above). Lane j reads
+    // blocks i < switch[j] at ptrs[j] + 64 i, inside `first` for i < blocks, and blocks
+    // switch[j] <= i < blocks at thens[j] + 64 (i - switch[j]), inside `then` (both
+    // lengths were checked); an idle lane reads ZERO_BLOCK itself (stride 0, never
+    // switching); lanes past the kernel's width are not read.
     unsafe {
         match kernel {
-            Kernel::Avx2x8 => avx2_x8(state, &ptrs, &strides, blocks),
-            Kernel::Avx2x16 => avx2_x16(state, &ptrs, &strides, blocks),
-            Kernel::Avx512x8 => avx512_x8(state, &ptrs, &strides, blocks),
-            Kernel::Avx512x16 => avx512_x16(state, &ptrs, &strides, blocks),
-            Kernel::Avx512x32 => avx512_x32(state, &ptrs, &strides, blocks),
+            Kernel::Avx2x8 => avx2_x8(state, &walk, blocks),
+            Kernel::Avx2x16 => avx2_x16(state, &walk, blocks),
+            Kernel::Avx512x8 => avx512_x8(state, &walk, blocks),
+            Kernel::Avx512x16 => avx512_x16(state, &walk, blocks),
+            Kernel::Avx512x32 => avx512_x32(state, &walk, blocks),
         }
     }
 }
 
-type Ptrs = [*const u8; MAX_LANES];
-type Strides = [usize; MAX_LANES];
-
-#[target_feature(enable = "avx2")]
-unsafe fn avx2_x8(state: &mut State, ptrs: &Ptrs, strides: &Strides, blocks: usize) {
-    unsafe { run::<Avx2, 1>(state, ptrs, strides, blocks) }
+/// Where each lane reads: from `ptrs[j]` on, by `strides[j]` per block, and from
+/// `thens[j]` on from block `switch[j]`.
+struct Walk {
+    ptrs: [*const u8; MAX_LANES],
+    thens: [*const u8; MAX_LANES],
+    switch: [usize; MAX_LANES],
+    strides: [usize; MAX_LANES],
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn avx2_x16(state: &mut State, ptrs: &Ptrs, strides: &Strides, blocks: usize) {
-    unsafe { run::<Avx2, 2>(state, ptrs, strides, blocks) }
+unsafe fn avx2_x8(state: &mut State, walk: &Walk, blocks: usize) {
+    unsafe { run::<Avx2, 1>(state, walk, blocks) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_x16(state: &mut State, walk: &Walk, blocks: usize) {
+    unsafe { run::<Avx2, 2>(state, walk, blocks) }
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512vl")]
-unsafe fn avx512_x8(state: &mut State, ptrs: &Ptrs, strides: &Strides, blocks: usize) {
-    unsafe { run::<Avx512Vl, 1>(state, ptrs, strides, blocks) }
+unsafe fn avx512_x8(state: &mut State, walk: &Walk, blocks: usize) {
+    unsafe { run::<Avx512Vl, 1>(state, walk, blocks) }
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512vl")]
-unsafe fn avx512_x16(state: &mut State, ptrs: &Ptrs, strides: &Strides, blocks: usize) {
-    unsafe { run::<Avx512, 1>(state, ptrs, strides, blocks) }
+unsafe fn avx512_x16(state: &mut State, walk: &Walk, blocks: usize) {
+    unsafe { run::<Avx512, 1>(state, walk, blocks) }
 }
 
 #[target_feature(enable = "avx2,avx512f,avx512vl")]
-unsafe fn avx512_x32(state: &mut State, ptrs: &Ptrs, strides: &Strides, blocks: usize) {
-    unsafe { run::<Avx512, 2>(state, ptrs, strides, blocks) }
+unsafe fn avx512_x32(state: &mut State, walk: &Walk, blocks: usize) {
+    unsafe { run::<Avx512, 2>(state, walk, blocks) }
 }
 
 /// The lane operations of one register type. Every method needs the CPU features of its
@@ -450,12 +485,7 @@ unsafe fn step<V: Ops, const K: usize, const ROUND: u8, const S: i32, const R: i
 
 /// The body of every kernel: `K` sets of `V::LANES` lanes, `blocks` blocks each.
 #[inline(always)]
-unsafe fn run<V: Ops, const K: usize>(
-    state: &mut State,
-    ptrs: &Ptrs,
-    strides: &Strides,
-    blocks: usize,
-) {
+unsafe fn run<V: Ops, const K: usize>(state: &mut State, walk: &Walk, blocks: usize) {
     unsafe {
         let zero = V::splat(0);
         let mut a = [zero; K];
@@ -469,8 +499,14 @@ unsafe fn run<V: Ops, const K: usize>(
             c[set] = V::load(state.words[2][lane..].as_ptr());
             d[set] = V::load(state.words[3][lane..].as_ptr());
         }
-        let mut p = *ptrs;
-        for _ in 0..blocks {
+        let mut p = walk.ptrs;
+        for block in 0..blocks {
+            let lanes = p.iter_mut().zip(&walk.thens).zip(&walk.switch);
+            for ((ptr, then), switch) in lanes.take(K * V::LANES) {
+                if block == *switch {
+                    *ptr = *then;
+                }
+            }
             // Built without a zeroed array first: K is 1 or 2.
             let mut m = [V::load_block(&p[..V::LANES]); K];
             for (set, words) in m.iter_mut().enumerate().skip(1) {
@@ -547,7 +583,7 @@ unsafe fn run<V: Ops, const K: usize>(
                 c[set] = c[set].add(c0[set]);
                 d[set] = d[set].add(d0[set]);
             }
-            for (ptr, stride) in p.iter_mut().zip(strides).take(K * V::LANES) {
+            for (ptr, stride) in p.iter_mut().zip(&walk.strides).take(K * V::LANES) {
                 *ptr = ptr.wrapping_add(*stride);
             }
         }
