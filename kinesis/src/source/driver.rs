@@ -36,6 +36,8 @@ pub struct SourceBuilder {
     sdk_config: Option<aws_config::SdkConfig>,
     endpoint: Option<String>,
     region: Option<String>,
+    #[cfg(feature = "dynamodb")]
+    leases: Option<super::leased::LeaseSettings>,
 }
 
 impl fmt::Debug for SourceBuilder {
@@ -96,10 +98,47 @@ impl SourceBuilder {
         self
     }
 
+    /// Shares the stream with other workers through KCL's lease table in DynamoDB
+    /// (feature `dynamodb`): this source reads only the shards whose leases it holds, its
+    /// checkpoints go to the leases (the checkpoint store is not used), and it follows
+    /// (never ends but in an error). See [`lease`](super::lease) for the rules.
+    #[cfg(feature = "dynamodb")]
+    pub fn leases(mut self, settings: super::leased::LeaseSettings) -> Self {
+        self.leases = Some(settings);
+        self
+    }
+
     /// Loads the checkpoints and the AWS configuration. Nothing is read until
     /// [`Source::next`].
     pub async fn build(self) -> Result<Source, SourceError> {
         let stream = self.stream.ok_or(SourceError::NoStream)?;
+        #[cfg(feature = "dynamodb")]
+        let lease = match self.leases {
+            Some(settings) => {
+                let sdk = match &self.sdk_config {
+                    Some(sdk) => sdk.clone(),
+                    None => {
+                        aws_config::defaults(aws_config::BehaviorVersion::latest())
+                            .load()
+                            .await
+                    }
+                };
+                let runner = super::leased::LeaseRunner::start(
+                    settings,
+                    &sdk,
+                    self.region.clone(),
+                    self.config.start.clone(),
+                )
+                .await
+                .map_err(|message| SourceError::Kinesis {
+                    operation: "DynamoDB",
+                    code: "LeaseTable".into(),
+                    message,
+                })?;
+                Some(runner)
+            }
+            None => None,
+        };
         let client = match self.client {
             Some(c) => c,
             None => {
@@ -117,8 +156,14 @@ impl SourceBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryCheckpoints::default()));
-        let saved = store.load()?;
-        let core = SourceCore::new(self.config, saved);
+        #[cfg(feature = "dynamodb")]
+        let core = if lease.is_some() {
+            SourceCore::leased(self.config)
+        } else {
+            SourceCore::new(self.config, store.load()?)
+        };
+        #[cfg(not(feature = "dynamodb"))]
+        let core = SourceCore::new(self.config, store.load()?);
         Ok(Source {
             client,
             stream,
@@ -127,6 +172,10 @@ impl SourceBuilder {
             tasks: JoinSet::new(),
             calls: HashMap::new(),
             stopped: false,
+            #[cfg(feature = "dynamodb")]
+            lease,
+            #[cfg(not(feature = "dynamodb"))]
+            lease: (),
         })
     }
 }
@@ -166,7 +215,14 @@ pub struct Source {
     /// Which call each task makes, so that a task that panics still gets an answer.
     calls: HashMap<tokio::task::Id, CallId>,
     stopped: bool,
+    lease: LeaseSlot,
 }
+
+/// The leases of a source that shares its stream (feature `dynamodb`).
+#[cfg(feature = "dynamodb")]
+type LeaseSlot = Option<super::leased::LeaseRunner>;
+#[cfg(not(feature = "dynamodb"))]
+type LeaseSlot = ();
 
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -211,7 +267,22 @@ impl Source {
                 self.start(call);
             }
             let wake = self.core.poll_timeout().map(Instant::from_std);
-            if self.tasks.is_empty() && wake.is_none() {
+            #[cfg(feature = "dynamodb")]
+            let wake = match &mut self.lease {
+                Some(lease) => {
+                    lease.start_calls(Instant::now());
+                    match (wake, lease.timeout()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
+                None => wake,
+            };
+            #[cfg(feature = "dynamodb")]
+            let leasing = self.lease.as_ref().is_some_and(|l| l.busy());
+            #[cfg(not(feature = "dynamodb"))]
+            let leasing = false;
+            if self.tasks.is_empty() && wake.is_none() && !leasing {
                 // Nothing in flight and nothing scheduled, yet not over: a bug in the core;
                 // never passed off as the end of the stream.
                 self.stop();
@@ -232,6 +303,7 @@ impl Source {
                     }
                 }
                 () = sleep_until(wake), if wake.is_some() => {}
+                () = lease_answer(&mut self.lease), if leasing => {}
             }
         }
     }
@@ -239,9 +311,35 @@ impl Source {
     /// Marks `record` (and everything before it in its shard) as processed, in the
     /// checkpoint store (saved when this returns); the last record of a closed shard also
     /// marks the shard finished.
+    ///
+    /// With [leases](SourceBuilder::leases) the checkpoint is written to the lease by the
+    /// next calls to [`next`](Self::next) (or [`shutdown`](Self::shutdown)), and refused
+    /// with [`SourceError::LeaseLost`] once another worker holds the shard.
     pub fn checkpoint(&mut self, record: &SourceRecord) -> Result<(), SourceError> {
+        #[cfg(feature = "dynamodb")]
+        if let Some(lease) = &self.lease {
+            if !lease.holds(&record.shard_id) {
+                return Err(SourceError::LeaseLost {
+                    shard_id: record.shard_id.to_string(),
+                });
+            }
+        }
         self.core.checkpoint(record);
         self.save_positions()
+    }
+
+    /// Stops reading. With leases: writes the pending checkpoints and releases every
+    /// lease, so that other workers take them at once (within `limit`).
+    pub async fn shutdown(mut self, limit: std::time::Duration) {
+        let _ = self.save_positions();
+        self.stop();
+        #[cfg(feature = "dynamodb")]
+        if let Some(lease) = &mut self.lease {
+            lease.exchange(&mut self.core);
+            lease.shutdown(limit).await;
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        let _ = limit;
     }
 
     /// Shards read so far (including finished ones).
@@ -250,6 +348,11 @@ impl Source {
     }
 
     fn save_positions(&mut self) -> Result<(), SourceError> {
+        #[cfg(feature = "dynamodb")]
+        if let Some(lease) = &mut self.lease {
+            lease.exchange(&mut self.core);
+            return Ok(());
+        }
         while let Some((shard, position)) = self.core.poll_save() {
             self.store.save(&shard, &position)?;
         }
@@ -270,6 +373,21 @@ impl Source {
             .spawn(async move { execute(&client, &stream, call.request).await });
         self.calls.insert(handle.id(), call.id);
     }
+}
+
+/// The next answer of a lease operation (never, without leases).
+#[cfg(feature = "dynamodb")]
+async fn lease_answer(lease: &mut LeaseSlot) {
+    match lease {
+        Some(lease) => lease.answer().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next answer of a lease operation (never, without leases).
+#[cfg(not(feature = "dynamodb"))]
+async fn lease_answer(_: &mut LeaseSlot) {
+    std::future::pending().await
 }
 
 async fn sleep_until(wake: Option<Instant>) {

@@ -21,6 +21,11 @@ pub enum SourceError {
     },
     /// The checkpoint store failed.
     Checkpoint(CheckpointError),
+    /// A checkpoint of a shard whose lease another worker holds now.
+    LeaseLost {
+        /// The shard.
+        shard_id: String,
+    },
     /// Nothing was in flight or scheduled, yet reading was not over (a bug): reported,
     /// never taken for the end of the stream.
     Stalled,
@@ -45,6 +50,12 @@ impl fmt::Display for SourceError {
                 crate::explain::describe(code, message, None)
             ),
             SourceError::Checkpoint(e) => write!(f, "checkpoint store: {e}"),
+            SourceError::LeaseLost { shard_id } => {
+                write!(
+                    f,
+                    "the lease of shard {shard_id} is held by another worker now"
+                )
+            }
             SourceError::Stalled => f.write_str("the source stalled (a bug in kpl-kinesis)"),
         }
     }

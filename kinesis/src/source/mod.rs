@@ -29,6 +29,8 @@ mod core;
 mod driver;
 mod error;
 pub mod lease;
+#[cfg(feature = "dynamodb")]
+mod leased;
 mod lineage;
 mod records;
 mod sequence;
@@ -43,6 +45,8 @@ pub use self::core::{
 #[cfg(feature = "driver")]
 pub use self::driver::{Source, SourceBuilder};
 pub use self::error::SourceError;
+#[cfg(feature = "dynamodb")]
+pub use self::leased::LeaseSettings;
 pub use self::lineage::{ShardNode, ShardTree};
 pub use self::records::{
     user_records, user_records_batch, user_records_under, KinesisRecordRef, SourceRecord,

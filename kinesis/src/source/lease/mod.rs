@@ -9,6 +9,8 @@
 //! shell runs it beside the source's.
 
 mod coordinator;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod item;
 
 pub use self::coordinator::{
