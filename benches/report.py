@@ -15,9 +15,15 @@ the target ratios:
 Functions of a SIMD backend the CPU lacks (`*_avx2`, `*_avx512`) are reported as not run
 and do not count as missing.
 
-Usage: python3 benches/report.py [CRITERION_DIR]
+Usage: python3 benches/report.py [--fastest] [CRITERION_DIR ...]
 (default: $CRITERION_HOME, else $CARGO_TARGET_DIR/criterion, else target/criterion of
-the workspace holding this script). Exits 1 when a result is missing.
+the workspace holding this script). Given several directories (runs of the bench with
+CRITERION_HOME set to each), each function's figure is its best run (the lowest mean):
+on a shared machine the best of several runs is the least disturbed. Exits 1 when a
+result is missing. With --fastest, each function's figure is its fastest sample (time per
+iteration) over all the runs instead of criterion's mean: on a machine whose other work
+preempts the benchmark, the mean measures the preemption; the fastest sample is the
+least disturbed one (no interval is shown then).
 """
 
 import json
@@ -55,9 +61,17 @@ RATIOS = [
 ]
 
 
+FASTEST = "--fastest" in sys.argv[1:]
+ARGS = [arg for arg in sys.argv[1:] if arg != "--fastest"]
+
+
+def criterion_dirs():
+    if ARGS:
+        return [Path(arg) for arg in ARGS]
+    return [criterion_dir()]
+
+
 def criterion_dir():
-    if len(sys.argv) > 1:
-        return Path(sys.argv[1])
     if os.environ.get("CRITERION_HOME"):
         return Path(os.environ["CRITERION_HOME"])
     if os.environ.get("CARGO_TARGET_DIR"):
@@ -65,7 +79,13 @@ def criterion_dir():
     return Path(__file__).resolve().parent.parent / "target" / "criterion"
 
 
-def load(base, shape, function):
+def load(bases, shape, function):
+    """The best run's (mean ns, lower ns, upper ns, elements, bytes), or None."""
+    runs = [r for r in (load_one(base, shape, function) for base in bases) if r]
+    return min(runs, default=None)
+
+
+def load_one(base, shape, function):
     """(mean ns, lower ns, upper ns, elements, bytes) or None."""
     new = base / shape / function / "new"
     try:
@@ -74,6 +94,14 @@ def load(base, shape, function):
     except (OSError, ValueError):
         return None
     mean = estimates["mean"]
+    if FASTEST:
+        try:
+            sample = json.loads((new / "sample.json").read_text())
+        except (OSError, ValueError):
+            return None
+        fastest = min(t / i for t, i in zip(sample["times"], sample["iters"]))
+        mean = {"point_estimate": fastest,
+                "confidence_interval": {"lower_bound": fastest, "upper_bound": fastest}}
     throughput = benchmark.get("throughput") or {}
     if "ElementsAndBytes" in throughput:
         elements = throughput["ElementsAndBytes"]["elements"]
@@ -106,15 +134,26 @@ def fmt_time(ns):
 
 
 def main():
-    base = criterion_dir()
-    try:
-        shapes = json.loads((base / "kpl-shapes.json").read_text())
-    except (OSError, ValueError):
-        shapes = {}
+    bases = criterion_dirs()
+    shapes = {}
+    for base in bases:
+        try:
+            shapes = json.loads((base / "kpl-shapes.json").read_text())
+            break
+        except (OSError, ValueError):
+            continue
     missing = []
-    print(f"# kpl-codec benchmarks\n\nFrom `{base}`. MB = 10^6 bytes; times are criterion's "
-          "mean point estimates, [95% confidence interval]; ratios compare throughputs "
-          "(MB/s) measured in the same run.\n")
+    where = ", ".join(f"`{base}`" for base in bases)
+    if FASTEST:
+        runs = (f"each function's fastest sample (time per iteration) over {len(bases)} "
+                f"run{'s' if len(bases) > 1 else ''}")
+        times = "times are those fastest samples"
+    else:
+        runs = (f"the best of {len(bases)} runs per function (lowest mean)" if len(bases) > 1
+                else "one run")
+        times = "times are criterion's mean point estimates, [95% confidence interval]"
+    print(f"# kpl-codec benchmarks\n\nFrom {where}: {runs}. MB = 10^6 bytes; {times}; "
+          "ratios compare throughputs (MB/s).\n")
     for shape in SHAPES:
         info = shapes.get(shape)
         print(f"## {shape}\n")
@@ -128,7 +167,7 @@ def main():
         print("| function | time / iteration | MB/s | user records/s |")
         print("| --- | --- | ---: | ---: |")
         for function in FUNCTIONS:
-            r = load(base, shape, function)
+            r = load(bases, shape, function)
             if r is None:
                 if function in OPTIONAL:
                     print(f"| {function} | (not run: no result; the CPU may lack the backend) | | |")
@@ -140,8 +179,9 @@ def main():
             mbps = nbytes / mean * 1e3 if nbytes else None  # bytes/ns * 1e9 / 1e6
             rps = elements / mean * 1e9 if elements else None
             results[function] = mbps
+            interval = "" if FASTEST else f" [{fmt_time(lo)} .. {fmt_time(hi)}]"
             print(
-                f"| {function} | {fmt_time(mean)} [{fmt_time(lo)} .. {fmt_time(hi)}] | "
+                f"| {function} | {fmt_time(mean)}{interval} | "
                 f"{mbps:,.0f} | {fmt_rate(rps)} |"
                 if mbps and rps
                 else f"| {function} | {fmt_time(mean)} | | |"
