@@ -21,7 +21,11 @@ pub fn md5_batch(input: &[u8]) {
         } else {
             usize::from(length)
         };
-        let start = if bytes.is_empty() { 0 } else { at % bytes.len() };
+        let start = if bytes.is_empty() {
+            0
+        } else {
+            at % bytes.len()
+        };
         let end = (start + length).min(bytes.len());
         messages.push(&bytes[start..end]);
         at = at.wrapping_add(length);
