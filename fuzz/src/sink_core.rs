@@ -6,6 +6,10 @@
 //! list, a flush, every request answered as the stream would store it, time past the TTL.
 //!
 //! Checked after every step (a panic is a bug):
+//! - the core's own invariants (`Core::check_invariants`: every record without an outcome
+//!   in exactly one place, the counters and admission accounts, the limits, shard safety
+//!   of what is queued), after the step, after the timer work, and after the requests and
+//!   outcomes are taken;
 //! - `put` accepts exactly the valid records that fit the buffer, and refuses a full one
 //!   only when a buffer limit is really reached;
 //! - every accepted record gets at most one outcome, never while it is in flight, and after
@@ -31,9 +35,9 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use kpl_codec::{deaggregate, hash_key, parse_explicit_hash_key, HashRange, Options, Verdict};
 use kpl_kinesis::sink::{
-    RECORD_OVERHEAD,
     retryable_record_error, Config, Core, EntryResult, ErrorInfo, FailureReason, Outcome, PutError,
     RecordId, RequestFailure, RequestId, ShardInfo, ShardMap, Transmit, UserRecord,
+    RECORD_OVERHEAD,
 };
 
 /// The whole input: limits (a middling config when absent, so that short inputs reach
@@ -644,8 +648,12 @@ impl Harness {
         }
     }
 
-    /// Takes every request due and checks it, then every outcome.
+    /// Does the timer work due, takes every request then due and checks it, then every
+    /// outcome; the core's invariants are checked before and after.
     fn pump(&mut self) {
+        self.check_invariants();
+        self.core.handle_timeout(self.now);
+        self.check_invariants();
         while let Some(t) = self.core.poll_transmit(self.now) {
             let flight = self.check_transmit(&t);
             self.flights.push(flight);
@@ -667,6 +675,13 @@ impl Harness {
         assert_eq!(self.core.buffered_bytes(), bytes, "buffered bytes");
         assert!(waiting <= self.config.max_buffered_records);
         assert!(bytes <= self.config.max_buffered_bytes);
+        self.check_invariants();
+    }
+
+    fn check_invariants(&self) {
+        if let Err(broken) = self.core.check_invariants() {
+            panic!("invariant broken: {broken}");
+        }
     }
 
     fn check_transmit(&mut self, t: &Transmit) -> Flight {
