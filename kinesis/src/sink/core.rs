@@ -21,7 +21,10 @@
 //! An aggregate only ever holds user records of one open shard of the map it was built
 //! with, and is re-checked against the current map before it is sent again. One taken
 //! apart (some of its records expired, or it no longer fits one shard) puts its user records
-//! back through the pipeline as they were put: nothing is decoded.
+//! back through the pipeline as they were put: nothing is decoded. The price: a user record
+//! in an aggregate is held twice until its outcome, in the aggregate's encoding and as it
+//! was put (about 15% of the core's throughput in the sink bench, against freeing it once
+//! encoded).
 //!
 //! The driver's loop: [`Core::handle_timeout`] (timer work: deadlines, retries, rate
 //! limits, TTLs), then [`Core::poll_transmit`] until it is empty (it only hands out
@@ -1005,7 +1008,7 @@ impl Core {
     /// TTL if sooner.
     fn retry(&mut self, mut rec: Outbound, error: ErrorInfo, now: Instant, delay: Duration) {
         for u in rec.users_mut() {
-            u.last_error = Some(error.clone());
+            u.last_error = Some(Box::new(error.clone()));
         }
         let due = (now + delay).min(rec.expires).max(now);
         self.retries.insert((due, self.next_retry), rec);
@@ -1068,7 +1071,7 @@ impl Core {
     ) {
         for mut accepted in users {
             if accepted.expires <= now {
-                let last = accepted.last_error.clone();
+                let last = accepted.last_error.take().map(|e| *e);
                 self.emit_failure(accepted, FailureReason::Expired(last));
                 continue;
             }

@@ -28,7 +28,8 @@ pub(super) struct Accepted {
     pub(super) expires: Instant,
     /// PutRecords requests that carried it.
     pub(super) attempts: u32,
-    pub(super) last_error: Option<ErrorInfo>,
+    /// Boxed: most records never see one, and this struct is moved along the pipeline.
+    pub(super) last_error: Option<Box<ErrorInfo>>,
     /// The shard whose admission account it is charged to (empty: no map when put).
     pub(super) account: Arc<str>,
 }
