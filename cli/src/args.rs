@@ -439,6 +439,29 @@ pub struct TailArgs {
     /// Do not apply each shard's hash-range filter (KCL applies it).
     #[arg(long)]
     pub no_range_filter: bool,
+
+    /// Share the stream with other workers through this KCL lease table in DynamoDB
+    /// (made if missing): read only the shards whose leases this worker holds,
+    /// checkpoint each record printed in its lease. Implies --follow.
+    #[arg(long, value_name = "TABLE")]
+    pub lease_table: Option<String>,
+
+    /// This worker's name in the lease table (default: host name and process id).
+    #[arg(long, value_name = "NAME", requires = "lease_table")]
+    pub worker_id: Option<String>,
+
+    /// A DynamoDB endpoint URL for the lease table (a local server).
+    #[arg(long, value_name = "URL", requires = "lease_table")]
+    pub dynamodb_endpoint: Option<String>,
+
+    /// Milliseconds a lease may go unrenewed before another worker takes it.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 10_000,
+        requires = "lease_table"
+    )]
+    pub failover_ms: u64,
 }
 
 /// Options of `kpl inspect`.

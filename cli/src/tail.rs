@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kpl_kinesis::source::{Source, SourceConfig, SourceRecord, StartPosition};
+use kpl_kinesis::source::{LeaseSettings, Source, SourceConfig, SourceRecord, StartPosition};
 use serde::Serialize;
 
 use crate::args::TailArgs;
@@ -59,10 +59,12 @@ pub fn start_position(from: &str) -> Result<StartPosition, CliError> {
 /// Runs `kpl tail` until every shard is read to its end (or, with `--follow`, until
 /// Ctrl-C).
 pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
+    let leased = args.lease_table.is_some();
+    let follow = args.follow || leased;
     let config = SourceConfig {
         start: start_position(&args.from)?,
         range_filter: !args.no_range_filter,
-        follow: args.follow,
+        follow,
         ..SourceConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,21 +95,28 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
         if let Some(region) = &target.region {
             builder = builder.region(region);
         }
+        if let Some(table) = &args.lease_table {
+            let worker = args.worker_id.clone().unwrap_or_else(default_worker_id);
+            let mut settings = LeaseSettings::new(table, worker);
+            settings.failover_time = Duration::from_millis(args.failover_ms.max(1));
+            settings.endpoint = args.dynamodb_endpoint.clone();
+            builder = builder.leases(settings);
+        }
         let mut source = builder
             .build()
             .await
             .map_err(|e| CliError::input(e.to_string()))?;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
+        let stop = stop_signal();
+        tokio::pin!(stop);
         // With --follow and -v: a status line on standard error every 10 s, from a task of
         // its own (so that no read is ever interrupted for it).
         let seen = Arc::new(Seen::default());
-        let status_on = args.follow && target.verbose;
+        let status_on = follow && target.verbose;
         let status = status_on.then(|| tokio::spawn(status_lines(seen.clone(), STATUS_EVERY)));
         let mut shards_counted: Option<std::time::Instant> = None;
         loop {
             let next = tokio::select! {
-                _ = &mut ctrl_c => break,
+                () = &mut stop => break,
                 next = source.next() => next,
             };
             match next {
@@ -123,8 +132,13 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                         }
                     }
                     // Line by line when following, so that `| jq` sees records at once.
-                    if args.follow {
+                    if follow {
                         out.flush()?;
+                    }
+                    // With leases: printed, so processed (a lease lost meanwhile refuses
+                    // it: its next holder prints the record again).
+                    if leased {
+                        let _ = source.checkpoint(&record);
                     }
                 }
                 Some(Err(e)) => {
@@ -137,8 +151,37 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
             task.abort();
         }
         out.flush()?;
+        // With leases: the last checkpoints written and the leases released, so that the
+        // other workers take the shards at once.
+        source.shutdown(Duration::from_secs(5)).await;
         Ok(())
     })
+}
+
+/// The host name and the process id: unique among workers unless set.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kpl".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// How often `kpl tail --follow -v` says how it goes.

@@ -4,15 +4,12 @@
 //! release, no more renewals, as after SIGKILL) and its shards move to the others within
 //! the failover time; a shard is split while they read; every record is delivered, and the
 //! duplicates (re-reads after the killed worker's last checkpoint) are counted.
-//!
-//! moto comes from `KPL_DYNAMODB_DIR` (a pip `--target` folder), by default
-//! `.tools/dynamodb/python`, which `bash ci/dynamodb install` sets up.
 
+#[path = "support/dynamodb.rs"]
+mod dynamodb_server;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,60 +19,13 @@ use kpl_kinesis::source::lease::dynamodb::from_item;
 use kpl_kinesis::source::{LeaseSettings, Source, SourceConfig, SourceRecord};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const DYNAMODB: &str = "http://127.0.0.1:8000";
+use dynamodb_server::ENDPOINT as DYNAMODB;
 const FAILOVER: Duration = Duration::from_secs(3);
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let dir = std::env::var_os("KPL_DYNAMODB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            manifest
-                .ancestors()
-                .find(|d| d.join("Cargo.lock").exists())
-                .unwrap_or(&manifest)
-                .join(".tools/dynamodb/python")
-        });
-    assert!(
-        dir.join("moto").exists(),
-        "moto not found in {}: run `bash ci/dynamodb install`",
-        dir.display()
-    );
-    let log_path = std::env::temp_dir().join(format!("moto-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("log file: {e}"));
-    let child = Command::new("python3")
-        .args(["-s", "-m", "moto.server", "-H", "127.0.0.1", "-p", "8000"])
-        .env("PYTHONPATH", &dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto: {e}"));
-    let moto = Moto(child);
-    let started = Instant::now();
-    while std::net::TcpStream::connect("127.0.0.1:8000").is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "moto did not listen in 60 s; its log: {}",
-            log_path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
-}
 
 fn main() {
     let args = Arguments::from_args();
     let server = support::enter_namespace_and_start();
-    let moto = start_moto();
+    let moto = dynamodb_server::start();
     let trials = vec![Trial::test(
         "three_workers_share_eight_shards_through_a_death_and_a_reshard",
         || support::block_on(three_workers(), Duration::from_secs(240)),

@@ -312,9 +312,10 @@ impl Source {
     /// checkpoint store (saved when this returns); the last record of a closed shard also
     /// marks the shard finished.
     ///
-    /// With [leases](SourceBuilder::leases) the checkpoint is written to the lease by the
-    /// next calls to [`next`](Self::next) (or [`shutdown`](Self::shutdown)), and refused
-    /// with [`SourceError::LeaseLost`] once another worker holds the shard.
+    /// With leases (`SourceBuilder::leases`, feature `dynamodb`) the checkpoint is written
+    /// to the lease by the next calls to [`next`](Self::next) (or
+    /// [`shutdown`](Self::shutdown)), and refused with [`SourceError::LeaseLost`] once
+    /// another worker holds the shard.
     pub fn checkpoint(&mut self, record: &SourceRecord) -> Result<(), SourceError> {
         #[cfg(feature = "dynamodb")]
         if let Some(lease) = &self.lease {
