@@ -219,6 +219,12 @@ fn read(
             if !settings.endpoint.is_empty() {
                 builder = builder.endpoint_url(settings.endpoint.clone());
             }
+            if !settings.region.is_empty() {
+                builder = builder.region(settings.region.clone());
+            }
+            if let Some(leases) = &settings.leases {
+                builder = builder.leases(leases.clone());
+            }
             let mut source = match builder.build().await {
                 Ok(s) => s,
                 Err(e) => {
@@ -230,8 +236,14 @@ fn read(
             loop {
                 while let Ok(batch) = commits.try_recv() {
                     for r in &batch {
-                        if let Err(e) = source.checkpoint(r) {
-                            log.error(&format!("checkpoint of {} failed: {e}", r.shard_id));
+                        match source.checkpoint(r) {
+                            Ok(()) => {}
+                            // Another worker holds the shard now and reads it from its
+                            // lease's checkpoint: this record may come again there.
+                            Err(e @ kpl_kinesis::source::SourceError::LeaseLost { .. }) => {
+                                log.debug(&format!("{e}"));
+                            }
+                            Err(e) => log.error(&format!("checkpoint of {} failed: {e}", r.shard_id)),
                         }
                     }
                 }
@@ -276,6 +288,16 @@ fn read(
                     }
                     None => break,
                 }
+            }
+            if stopped() {
+                // The commits so far through the source (with leases: written to them),
+                // then the leases released so that other workers take the shards at once.
+                while let Ok(batch) = commits.try_recv() {
+                    for r in &batch {
+                        let _ = source.checkpoint(r);
+                    }
+                }
+                source.shutdown(Duration::from_secs(5)).await;
             }
         }
         // Last commits (the batch the host took before Exit), straight to the store.

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use kpl_fluent_bit::props::parse_millis;
 use kpl_kinesis::explain::{reword_hints, SettingNames};
-use kpl_kinesis::source::StartPosition;
+use kpl_kinesis::source::{LeaseSettings, StartPosition};
 
 pub use kpl_fluent_bit::props::PropertyError as SettingError;
 
@@ -53,6 +53,9 @@ pub struct Settings {
     pub buffer_bytes: usize,
     /// How Kinesis records are deaggregated.
     pub policy: kpl_codec::Policy,
+    /// With `lease_table`: the stream is shared with other workers (Fluent Bit instances,
+    /// KCL applications) through this KCL lease table; checkpoints go to the leases.
+    pub leases: Option<LeaseSettings>,
 }
 
 /// Properties of other Kinesis plugins users may write here by mistake.
@@ -62,6 +65,8 @@ const MISTAKES: &[(&str, &str)] = &[
     ("initial_position", "start"),
     ("shard_iterator_type", "start"),
     ("checkpoint", "checkpoint_file"),
+    ("table_name", "lease_table"),
+    ("application_name", "lease_table"),
 ];
 
 /// Reads the properties through `get` (case-insensitive, `None` when unset).
@@ -161,7 +166,42 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
             ))
         }
     };
+    let leases = match prop("lease_table") {
+        None => {
+            for other in ["worker_id", "dynamodb_endpoint", "failover_time"] {
+                if prop(other).is_some() {
+                    return Err(err(other, "needs lease_table".into()));
+                }
+            }
+            None
+        }
+        Some(table) => {
+            if prop("checkpoint_file").is_some() {
+                return Err(err(
+                    "checkpoint_file",
+                    "not with lease_table: the checkpoints are kept in the leases".into(),
+                ));
+            }
+            let worker = prop("worker_id").unwrap_or_else(default_worker_id);
+            let mut leases = LeaseSettings::new(table, worker);
+            if let Some(v) = prop("failover_time") {
+                let ms = parse_millis(&v).map_err(|e| err("failover_time", e))?;
+                leases.failover_time = Duration::from_millis(ms.max(1));
+            }
+            if let Some(url) = prop("dynamodb_endpoint") {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(err(
+                        "dynamodb_endpoint",
+                        format!("expected a URL such as http://127.0.0.1:8000, got {url:?}"),
+                    ));
+                }
+                leases.endpoint = Some(url);
+            }
+            Some(leases)
+        }
+    };
     Ok(Settings {
+        leases,
         stream,
         region: prop("region").unwrap_or_default(),
         endpoint,
@@ -173,6 +213,16 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
         buffer_bytes,
         policy,
     })
+}
+
+/// The host name and the process id: unique among the workers unless `worker_id` is set.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "fluent-bit".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 fn err(property: &str, message: String) -> SettingError {
@@ -199,6 +249,58 @@ mod tests {
         assert_eq!(s.format, Format::Json);
         assert_eq!(s.metadata_key, "kinesis");
         assert!(s.checkpoint_file.is_none());
+    }
+
+    #[test]
+    fn leases_are_read_with_their_defaults_and_checked() {
+        let s = parse_map(&[("stream", "s"), ("lease_table", "app")]).unwrap();
+        let leases = s.leases.expect("leases");
+        assert_eq!(leases.table, "app");
+        assert_eq!(leases.failover_time, Duration::from_secs(10));
+        assert!(leases
+            .worker_id
+            .ends_with(&format!("-{}", std::process::id())));
+        let s = parse_map(&[
+            ("stream", "s"),
+            ("lease_table", "app"),
+            ("worker_id", "fb-1"),
+            ("failover_time", "3000"),
+            ("dynamodb_endpoint", "http://127.0.0.1:8000"),
+        ])
+        .unwrap();
+        let leases = s.leases.expect("leases");
+        assert_eq!(
+            (
+                leases.worker_id.as_str(),
+                leases.failover_time,
+                leases.endpoint.as_deref()
+            ),
+            (
+                "fb-1",
+                Duration::from_secs(3),
+                Some("http://127.0.0.1:8000")
+            )
+        );
+        for (pairs, property) in [
+            (vec![("worker_id", "w")], "worker_id"),
+            (
+                vec![("lease_table", "t"), ("checkpoint_file", "/tmp/c")],
+                "checkpoint_file",
+            ),
+            (
+                vec![("lease_table", "t"), ("dynamodb_endpoint", "localhost")],
+                "dynamodb_endpoint",
+            ),
+            (
+                vec![("lease_table", "t"), ("failover_time", "soon")],
+                "failover_time",
+            ),
+            (vec![("table_name", "t")], "table_name"),
+        ] {
+            let mut all = vec![("stream", "s")];
+            all.extend(pairs);
+            assert_eq!(parse_map(&all).unwrap_err().property, property);
+        }
     }
 
     #[test]
