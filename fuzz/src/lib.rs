@@ -156,11 +156,13 @@ pub fn hash_key(input: &[u8]) {
 }
 
 pub mod fluent_bit;
+pub mod lease_coordinator;
 pub mod md5_batch;
 pub mod serve;
 pub mod sink_core;
 pub mod source_core;
 pub use fluent_bit::fluent_bit_chunk;
+pub use lease_coordinator::{lease_coordinator, LeaseCoordinatorInput};
 pub use serve::serve_request;
 pub use sink_core::{sink_core, SinkCoreInput};
 pub use source_core::{source_core, SourceCoreInput};

@@ -7,115 +7,15 @@ use std::time::{Duration, Instant};
 
 use kpl_codec::HashRange;
 use kpl_kinesis::source::lease::{
-    Lease, LeaseAnswer, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseOp,
+    Lease, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
 };
 use kpl_kinesis::source::{Checkpoint, ShardNode, StartPosition};
+use sim_lease_table::Table;
+
+#[path = "support/sim_lease_table.rs"]
+mod sim_lease_table;
 
 const FAILOVER: Duration = Duration::from_secs(3);
-
-/// The lease table, applying conditions as DynamoDB does.
-#[derive(Debug, Default, Clone)]
-struct Table {
-    items: BTreeMap<String, Lease>,
-    /// Every write that succeeded: (worker, op).
-    writes: Vec<(String, LeaseOp)>,
-    /// When set, every operation fails (DynamoDB unreachable).
-    down: bool,
-}
-
-impl Table {
-    fn with_leases(keys: &[&str]) -> Self {
-        let mut t = Table::default();
-        for k in keys {
-            t.items.insert(
-                (*k).to_owned(),
-                Lease::new(*k, LeaseCheckpoint::TrimHorizon),
-            );
-        }
-        t
-    }
-
-    fn apply(&mut self, worker: &str, op: &LeaseOp) -> LeaseAnswer {
-        if self.down {
-            return LeaseAnswer::Failed {
-                code: "ServiceUnavailable".into(),
-                message: "down".into(),
-            };
-        }
-        let me = Some(worker.to_owned());
-        let answer = match op {
-            LeaseOp::Scan => return LeaseAnswer::Scanned(self.items.values().cloned().collect()),
-            LeaseOp::Create(lease) => {
-                if self.items.contains_key(&lease.lease_key) {
-                    LeaseAnswer::ConditionFailed
-                } else {
-                    self.items.insert(lease.lease_key.clone(), lease.clone());
-                    LeaseAnswer::Written
-                }
-            }
-            LeaseOp::Renew { lease_key, counter } => match self.items.get_mut(lease_key) {
-                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
-                    l.lease_counter += 1;
-                    LeaseAnswer::Written
-                }
-                _ => LeaseAnswer::ConditionFailed,
-            },
-            LeaseOp::Take {
-                lease_key,
-                counter,
-                owner,
-            } => match self.items.get_mut(lease_key) {
-                Some(l) if l.lease_counter == *counter && l.lease_owner == *owner => {
-                    if l.lease_owner != me {
-                        l.owner_switches_since_checkpoint += 1;
-                    }
-                    l.lease_owner = me;
-                    l.lease_counter += 1;
-                    LeaseAnswer::Written
-                }
-                _ => LeaseAnswer::ConditionFailed,
-            },
-            LeaseOp::Checkpoint {
-                lease_key,
-                counter,
-                checkpoint,
-            } => match self.items.get_mut(lease_key) {
-                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
-                    l.checkpoint = checkpoint.clone();
-                    l.owner_switches_since_checkpoint = 0;
-                    l.lease_counter += 1;
-                    LeaseAnswer::Written
-                }
-                _ => LeaseAnswer::ConditionFailed,
-            },
-            LeaseOp::Release { lease_key, counter } => match self.items.get_mut(lease_key) {
-                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
-                    l.lease_owner = None;
-                    l.lease_counter += 1;
-                    LeaseAnswer::Written
-                }
-                _ => LeaseAnswer::ConditionFailed,
-            },
-        };
-        if answer == LeaseAnswer::Written {
-            self.writes.push((worker.to_owned(), op.clone()));
-        }
-        answer
-    }
-
-    fn owners(&self) -> BTreeMap<String, Vec<String>> {
-        let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for l in self.items.values() {
-            if let Some(o) = &l.lease_owner {
-                owners
-                    .entry(o.clone())
-                    .or_default()
-                    .push(l.lease_key.clone());
-            }
-        }
-        owners
-    }
-}
 
 struct Worker {
     coordinator: LeaseCoordinator,

@@ -1,0 +1,311 @@
+//! KCL-compatible lease coordination ([`kpl_kinesis::source::lease::LeaseCoordinator`])
+//! driven by hostile input: two to four workers against a simulated lease table that
+//! applies conditions as DynamoDB does (`kinesis/tests/support/sim_lease_table.rs`, included
+//! by path); operations answered in any order, correctly or with a failure (DynamoDB
+//! throttling or unreachable); time moved by any step or to a deadline; checkpoints (at a
+//! sequence number or `SHARD_END`); workers killed, restarted under their name, shut down;
+//! the table edited behind their backs (an intruder takes a lease); shards listed with
+//! lineage. Then a drain: every surviving worker answered correctly for several failover
+//! times.
+//!
+//! Checked (a panic is a bug):
+//! - a checkpoint reaches the table only through a conditional write by the lease's owner,
+//!   and the coordinator's acquired/lost events for each worker alternate per shard;
+//! - a checkpoint is accepted exactly for a held lease;
+//! - a deadline from `poll_timeout` is in the future of a worker with nothing to do;
+//! - after the drain, every lease not finished whose parents are finished is held by
+//!   exactly one alive worker (the table's owner), and the shares differ by at most one.
+
+#[path = "../../kinesis/tests/support/sim_lease_table.rs"]
+mod sim_lease_table;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use kpl_codec::HashRange;
+use kpl_kinesis::source::lease::{
+    Lease, LeaseAnswer, LeaseCall, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
+    LeaseOp,
+};
+use kpl_kinesis::source::{Checkpoint, ShardNode};
+use sim_lease_table::Table;
+
+const FAILOVER: Duration = Duration::from_millis(3_000);
+
+/// The whole input.
+#[derive(Debug, Arbitrary)]
+pub struct LeaseCoordinatorInput {
+    workers: u8,
+    /// Leases in the table at the start: (parent index or none, finished).
+    leases: Vec<(Option<u8>, bool)>,
+    ops: Vec<Op>,
+}
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Poll(u8),
+    Answer(u8, u8, Fault),
+    Advance(u16),
+    ToDeadline(u8),
+    Checkpoint(u8, u8, bool),
+    Kill(u8),
+    Restart(u8),
+    Shutdown(u8),
+    Intruder(u8),
+    Shards(u8),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Fault {
+    None,
+    Failed,
+}
+
+struct Worker {
+    coordinator: LeaseCoordinator,
+    alive: bool,
+    waiting: Vec<LeaseCall>,
+    holding: BTreeSet<String>,
+}
+
+fn key(i: usize) -> String {
+    format!("shardId-{i:012}")
+}
+
+fn worker(n: usize) -> Worker {
+    let mut config = LeaseConfig::new(format!("worker-{n}"));
+    config.failover_time = FAILOVER;
+    Worker {
+        coordinator: LeaseCoordinator::new(config),
+        alive: true,
+        waiting: Vec::new(),
+        holding: BTreeSet::new(),
+    }
+}
+
+struct Harness {
+    table: Table,
+    workers: Vec<Worker>,
+    now: Instant,
+}
+
+impl Harness {
+    fn events(&mut self, w: usize) {
+        let worker = &mut self.workers[w];
+        while let Some(e) = worker.coordinator.poll_event() {
+            match e {
+                LeaseEvent::Acquired { shard_id, .. } => {
+                    assert!(worker.holding.insert(shard_id), "acquired twice");
+                }
+                LeaseEvent::Lost { shard_id } | LeaseEvent::Finished { shard_id } => {
+                    assert!(worker.holding.remove(&shard_id), "lost what it did not hold");
+                }
+            }
+        }
+        let held: BTreeSet<String> = worker.coordinator.held().map(str::to_owned).collect();
+        assert_eq!(held, worker.holding, "events and held leases disagree");
+    }
+
+    fn poll(&mut self, w: usize) {
+        if !self.workers[w].alive {
+            return;
+        }
+        while let Some(call) = self.workers[w].coordinator.poll_call(self.now) {
+            self.workers[w].waiting.push(call);
+        }
+        self.events(w);
+    }
+
+    fn answer(&mut self, w: usize, pick: usize, fault: &Fault) {
+        let worker = &mut self.workers[w];
+        if !worker.alive || worker.waiting.is_empty() {
+            return;
+        }
+        let call = worker.waiting.remove(pick % worker.waiting.len());
+        let id = worker.coordinator.config().worker_id.clone();
+        let answer = match fault {
+            Fault::None => {
+                let before = self.table.items.clone();
+                let answer = self.table.apply(&id, &call.op);
+                if let (LeaseOp::Checkpoint { lease_key, .. }, LeaseAnswer::Written) =
+                    (&call.op, &answer)
+                {
+                    let owner = before.get(lease_key).and_then(|l| l.lease_owner.clone());
+                    assert_eq!(owner.as_deref(), Some(id.as_str()), "a checkpoint by a non-owner");
+                }
+                answer
+            }
+            Fault::Failed => LeaseAnswer::Failed {
+                code: "ProvisionedThroughputExceededException".into(),
+                message: "injected".into(),
+            },
+        };
+        worker.coordinator.on_answer(call.id, answer, self.now);
+        self.events(w);
+    }
+}
+
+/// The property; see the module docs.
+pub fn lease_coordinator(input: LeaseCoordinatorInput) {
+    let n = usize::from(input.workers % 3) + 2;
+    let mut table = Table::default();
+    let leases: Vec<(Option<u8>, bool)> = input.leases.iter().take(12).copied().collect();
+    for (i, (parent, finished)) in leases.iter().enumerate() {
+        let cp = if *finished {
+            LeaseCheckpoint::ShardEnd
+        } else {
+            LeaseCheckpoint::TrimHorizon
+        };
+        let mut lease = Lease::new(key(i), cp);
+        if let Some(p) = parent.map(usize::from).filter(|p| *p < i) {
+            lease.parent_shard_ids = vec![key(p)];
+        }
+        table.items.insert(key(i), lease);
+    }
+    let mut h = Harness {
+        table,
+        workers: (0..n).map(worker).collect(),
+        now: Instant::now(),
+    };
+    for op in input.ops.iter().take(300) {
+        match op {
+            Op::Poll(w) => h.poll(usize::from(*w) % n),
+            Op::Answer(w, pick, fault) => h.answer(usize::from(*w) % n, usize::from(*pick), fault),
+            Op::Advance(ms) => h.now += Duration::from_millis(u64::from(*ms)),
+            Op::ToDeadline(w) => {
+                if let Some(t) = h.workers[usize::from(*w) % n].coordinator.poll_timeout() {
+                    if t > h.now {
+                        h.now = t;
+                    }
+                }
+            }
+            Op::Checkpoint(w, shard, end) => {
+                let w = usize::from(*w) % n;
+                let cp = if *end {
+                    LeaseCheckpoint::ShardEnd
+                } else {
+                    LeaseCheckpoint::At(Checkpoint::new(format!("{}", u64::from(*shard) + 1), 0))
+                };
+                let held = h.workers[w].coordinator.held().any(|s| s == key(usize::from(*shard)));
+                let result = h.workers[w]
+                    .coordinator
+                    .checkpoint(&key(usize::from(*shard)), cp);
+                assert_eq!(result.is_ok(), held, "a checkpoint accepted exactly for a held lease");
+            }
+            Op::Kill(w) => {
+                let w = usize::from(*w) % n;
+                h.workers[w].alive = false;
+            }
+            Op::Restart(w) => {
+                let w = usize::from(*w) % n;
+                if !h.workers[w].alive {
+                    h.workers[w] = worker(w);
+                }
+            }
+            Op::Shutdown(w) => h.workers[usize::from(*w) % n].coordinator.shutdown(),
+            Op::Intruder(shard) => {
+                if let Some(l) = h.table.items.get_mut(&key(usize::from(*shard))) {
+                    l.lease_owner = Some("intruder".into());
+                    l.lease_counter += 1;
+                }
+            }
+            Op::Shards(count) => {
+                let shards: Vec<ShardNode> = (0..usize::from(*count % 16))
+                    .map(|i| ShardNode {
+                        shard_id: key(i),
+                        parent: (i >= 2).then(|| key(i / 2 - 1)),
+                        adjacent_parent: None,
+                        range: HashRange::FULL,
+                        open: true,
+                    })
+                    .collect();
+                for w in &mut h.workers {
+                    w.coordinator.on_shards(&shards);
+                }
+            }
+        }
+    }
+    // The drain: the intruder's leases freed, dead or shut-down workers out, the others
+    // answered correctly for ten failover times.
+    for l in h.table.items.values_mut() {
+        if l.lease_owner.as_deref() == Some("intruder") {
+            l.lease_owner = None;
+            l.lease_counter += 1;
+        }
+    }
+    let alive: Vec<usize> = (0..n)
+        .filter(|w| h.workers[*w].alive && !h.workers[*w].coordinator.is_shut_down())
+        .collect();
+    for w in 0..n {
+        let calls = std::mem::take(&mut h.workers[w].waiting);
+        for call in calls {
+            if h.workers[w].alive {
+                h.workers[w].waiting.push(call);
+            }
+        }
+    }
+    let until = h.now + FAILOVER * 10;
+    let mut rounds = 0;
+    while h.now < until {
+        rounds += 1;
+        assert!(rounds < 100_000, "the drain does not move on");
+        for &w in &alive {
+            h.poll(w);
+            while !h.workers[w].waiting.is_empty() {
+                h.answer(w, 0, &Fault::None);
+                h.poll(w);
+            }
+            if let Some(t) = h.workers[w].coordinator.poll_timeout() {
+                assert!(t > h.now, "a deadline not in the future of a worker with nothing to do");
+            }
+        }
+        let next = alive
+            .iter()
+            .filter_map(|w| h.workers[*w].coordinator.poll_timeout())
+            .min()
+            .unwrap_or(until);
+        h.now = next.max(h.now + Duration::from_millis(1)).min(until);
+    }
+    // Only workers still taking part (not shutting down) count.
+    let active: Vec<usize> = alive
+        .iter()
+        .copied()
+        .filter(|w| !h.workers[*w].coordinator.is_shut_down())
+        .filter(|w| h.workers[*w].coordinator.in_flight() == 0)
+        .collect();
+    let shutting_down = alive.len() != active.len()
+        || alive
+            .iter()
+            .any(|w| h.workers[*w].coordinator.is_shut_down());
+    if active.is_empty() || shutting_down {
+        return;
+    }
+    let takeable: Vec<String> = h
+        .table
+        .items
+        .values()
+        .filter(|l| !l.is_finished())
+        .filter(|l| {
+            l.parent_shard_ids
+                .iter()
+                .all(|p| h.table.items.get(p).is_none_or(Lease::is_finished))
+        })
+        .map(|l| l.lease_key.clone())
+        .collect();
+    let mut per: BTreeMap<usize, usize> = active.iter().map(|w| (*w, 0)).collect();
+    for k in &takeable {
+        let holders: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|w| h.workers[*w].holding.contains(k))
+            .collect();
+        assert_eq!(holders.len(), 1, "lease {k} held by {holders:?} after the drain");
+        let owner = h.table.items.get(k).and_then(|l| l.lease_owner.clone());
+        assert_eq!(owner, Some(format!("worker-{}", holders[0])), "holder is not the owner");
+        *per.entry(holders[0]).or_default() += 1;
+    }
+    let max = per.values().max().copied().unwrap_or(0);
+    let min = per.values().min().copied().unwrap_or(0);
+    assert!(max - min <= 1, "uneven shares after the drain: {per:?}");
+}
