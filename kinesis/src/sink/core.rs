@@ -21,10 +21,10 @@
 //! An aggregate only ever holds user records of one open shard of the map it was built
 //! with, and is re-checked against the current map before it is sent again. One taken
 //! apart (some of its records expired, or it no longer fits one shard) puts its user records
-//! back through the pipeline as they were put: nothing is decoded. The price: a user record
-//! in an aggregate is held twice until its outcome, in the aggregate's encoding and as it
-//! was put (about 15% of the core's throughput in the sink bench, against freeing it once
-//! encoded).
+//! back through the pipeline as they were put: nothing is decoded. The price: the bytes of
+//! a user record in an aggregate are held twice until its outcome, in the aggregate's
+//! encoding and packed beside it ([`records::Packed`]), and copied once more (a tenth of
+//! the core's throughput in the sink bench, against freeing them once encoded).
 //!
 //! The driver's loop: [`Core::handle_timeout`] (timer work: deadlines, retries, rate
 //! limits, TTLs), then [`Core::poll_transmit`] until it is empty (it only hands out
@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use kpl_codec::{Aggregator, HashRange};
 
 use self::collector::Collector;
-use self::records::{input_of, Accepted, Outbound};
+use self::records::{input_of, Accepted, Meta, Outbound};
 use super::admission::{Admission, ShardBudget, Throughput, RECORD_OVERHEAD};
 use super::config::Config;
 use super::errors::{retryable_record_error, GUARD_TIMEOUT};
@@ -364,13 +364,16 @@ impl Core {
         self.next_record += 1;
         let accepted = Accepted {
             record,
-            id,
-            hash_key,
-            deadline: now + self.buffered_time,
-            expires: now + self.ttl,
-            attempts: 0,
-            last_error: None,
-            account,
+            meta: Meta {
+                id,
+                hash_key,
+                size,
+                deadline: now + self.buffered_time,
+                expires: now + self.ttl,
+                attempts: 0,
+                last_error: None,
+                account,
+            },
         };
         self.buffered_records += 1;
         self.buffered_bytes += size;
@@ -437,7 +440,7 @@ impl Core {
         for shard in old {
             self.requeue(shard.open, now, Reroute::WithCurrentMap);
             for rec in shard.ready {
-                self.requeue(rec.into_users(), now, Reroute::WithCurrentMap);
+                self.requeue(rec.into_accepted(), now, Reroute::WithCurrentMap);
             }
         }
         // Kinesis records waiting for a request: re-check them against the new map.
@@ -460,7 +463,7 @@ impl Core {
                 }
                 _ => {
                     self.stats.wrong_shard_resends += 1;
-                    self.requeue(p.rec.into_users(), now, Reroute::WithCurrentMap);
+                    self.requeue(p.rec.into_accepted(), now, Reroute::WithCurrentMap);
                 }
             }
         }
@@ -508,7 +511,7 @@ impl Core {
             }
         }
         for accepted in &mut self.held {
-            accepted.deadline = accepted.deadline.min(now);
+            accepted.meta.deadline = accepted.meta.deadline.min(now);
         }
         self.collector.hasten(now);
         self.debug_check();
@@ -531,7 +534,7 @@ impl Core {
     /// Held records past their deadline are sent alone: always shard-safe, with or without
     /// a map.
     fn send_held_alone(&mut self, now: Instant) {
-        while self.held.front().is_some_and(|a| a.deadline <= now) {
+        while self.held.front().is_some_and(|a| a.meta.deadline <= now) {
             let Some(accepted) = self.held.pop_front() else {
                 break;
             };
@@ -547,7 +550,7 @@ impl Core {
     fn close_due_aggregates(&mut self, now: Instant) {
         let epoch = self.epoch;
         for shard in &mut self.shards {
-            while shard.open.front().is_some_and(|a| a.deadline <= now) {
+            while shard.open.front().is_some_and(|a| a.meta.deadline <= now) {
                 let Some(rec) = shard.aggregator.flush() else {
                     break;
                 };
@@ -620,7 +623,7 @@ impl Core {
         self.next_request += 1;
         let mut entries = Vec::with_capacity(batch.len());
         for rec in &mut batch {
-            for u in rec.users_mut() {
+            for u in rec.metas_mut() {
                 u.attempts += 1;
             }
             entries.push(rec.entry());
@@ -670,11 +673,11 @@ impl Core {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if let Some(a) = self.held.front() {
-            at(a.deadline);
+            at(a.meta.deadline);
         }
         for shard in &mut self.shards {
             if let Some(a) = shard.open.front() {
-                at(a.deadline);
+                at(a.meta.deadline);
             }
             if let Some(rec) = shard.ready.front() {
                 let size = rec.size() as u64;
@@ -723,7 +726,7 @@ impl Core {
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(sent);
         let attempts = batch
             .iter()
-            .flat_map(|r| r.users().iter().map(|u| u.attempts))
+            .flat_map(|r| r.metas().map(|u| u.attempts))
             .max()
             .unwrap_or(1);
         let delay = self.backoff(attempts);
@@ -805,12 +808,12 @@ impl Core {
     pub fn abort(&mut self) {
         let held = std::mem::take(&mut self.held);
         for accepted in held {
-            self.emit_failure(accepted, FailureReason::Shutdown);
+            self.emit_failure(accepted.meta, FailureReason::Shutdown);
         }
         let shards = std::mem::take(&mut self.shards);
         for shard in shards {
             for accepted in shard.open {
-                self.emit_failure(accepted, FailureReason::Shutdown);
+                self.emit_failure(accepted.meta, FailureReason::Shutdown);
             }
             for rec in shard.ready {
                 self.fail_all(rec, FailureReason::Shutdown);
@@ -858,7 +861,7 @@ impl Core {
             self.held.push_back(accepted);
             return;
         };
-        let index = map.route(accepted.hash_key);
+        let index = map.route(accepted.meta.hash_key);
         let epoch = self.epoch;
         let Some(shard) = self.shards.get_mut(index) else {
             // Not reached: the shards are the map's open shards, index for index. A record
@@ -880,7 +883,7 @@ impl Core {
                     shard.ready.push_back(rec);
                 }
             }
-            Err(e) => self.emit_failure(accepted, FailureReason::Internal(e.to_string())),
+            Err(e) => self.emit_failure(accepted.meta, FailureReason::Internal(e.to_string())),
         }
     }
 
@@ -890,7 +893,7 @@ impl Core {
         if rec.expires > now {
             return Some(rec);
         }
-        self.requeue(rec.into_users(), now, Reroute::WithCurrentMap);
+        self.requeue(rec.into_accepted(), now, Reroute::WithCurrentMap);
         None
     }
 
@@ -911,7 +914,7 @@ impl Core {
         };
         if rec.is_aggregate() && rec.epoch != self.epoch {
             if !rec.fits(shard.range) {
-                self.requeue(rec.into_users(), now, Reroute::WithCurrentMap);
+                self.requeue(rec.into_accepted(), now, Reroute::WithCurrentMap);
                 return;
             }
             rec.epoch = self.epoch;
@@ -942,7 +945,7 @@ impl Core {
                 // A reshard moved the key space: every user record goes again, for the new map.
                 self.stats.wrong_shard_resends += 1;
                 self.wants_map = true;
-                self.requeue(rec.into_users(), now, Reroute::WithNextMap);
+                self.requeue(rec.into_accepted(), now, Reroute::WithNextMap);
             }
             None => {
                 // A shard the map does not know (it is older than a reshard): decide once
@@ -968,17 +971,17 @@ impl Core {
     ) {
         let aggregated = rec.is_aggregate();
         self.stats.kinesis_records_stored += 1;
-        for (i, accepted) in rec.into_users().enumerate() {
+        for (i, meta) in rec.into_metas().enumerate() {
             self.stats.user_records_stored += 1;
-            self.release(&accepted, stored_at);
+            self.release(&meta, stored_at);
             self.outcomes.push_back((
-                accepted.id,
+                meta.id,
                 Outcome::Success(Success {
                     shard_id: shard_id.clone(),
                     sequence_number: sequence_number.clone(),
                     sub_sequence_number: i as u64,
                     aggregated,
-                    attempts: accepted.attempts,
+                    attempts: meta.attempts,
                 }),
             ));
         }
@@ -1007,7 +1010,7 @@ impl Core {
     /// failed request come due together and go out together again), or at its earliest
     /// TTL if sooner.
     fn retry(&mut self, mut rec: Outbound, error: ErrorInfo, now: Instant, delay: Duration) {
-        for u in rec.users_mut() {
+        for u in rec.metas_mut() {
             u.last_error = Some(Box::new(error.clone()));
         }
         let due = (now + delay).min(rec.expires).max(now);
@@ -1035,29 +1038,28 @@ impl Core {
     }
 
     fn fail_all(&mut self, rec: Outbound, reason: FailureReason) {
-        for accepted in rec.into_users() {
-            self.emit_failure(accepted, reason.clone());
+        for meta in rec.into_metas() {
+            self.emit_failure(meta, reason.clone());
         }
     }
 
-    fn emit_failure(&mut self, accepted: Accepted, reason: FailureReason) {
+    fn emit_failure(&mut self, meta: Meta, reason: FailureReason) {
         self.stats.user_records_failed += 1;
-        self.release(&accepted, None);
+        self.release(&meta, None);
         self.outcomes.push_back((
-            accepted.id,
+            meta.id,
             Outcome::Failure(Failure {
                 reason,
-                attempts: accepted.attempts,
+                attempts: meta.attempts,
             }),
         ));
     }
 
-    fn release(&mut self, accepted: &Accepted, stored_at: Option<Instant>) {
-        let size = accepted.size();
+    fn release(&mut self, meta: &Meta, stored_at: Option<Instant>) {
         self.buffered_records -= 1;
-        self.buffered_bytes -= size;
+        self.buffered_bytes -= meta.size;
         self.admission
-            .release(&accepted.account, size + RECORD_OVERHEAD, stored_at);
+            .release(&meta.account, meta.size + RECORD_OVERHEAD, stored_at);
     }
 
     /// Puts user records taken out of a Kinesis record or an open aggregate back through
@@ -1070,12 +1072,13 @@ impl Core {
         reroute: Reroute,
     ) {
         for mut accepted in users {
-            if accepted.expires <= now {
-                let last = accepted.last_error.take().map(|e| *e);
-                self.emit_failure(accepted, FailureReason::Expired(last));
+            let meta = &mut accepted.meta;
+            if meta.expires <= now {
+                let last = meta.last_error.take().map(|e| *e);
+                self.emit_failure(accepted.meta, FailureReason::Expired(last));
                 continue;
             }
-            accepted.deadline = (now + self.buffered_time).min(accepted.expires);
+            meta.deadline = (now + self.buffered_time).min(meta.expires);
             match reroute {
                 Reroute::WithCurrentMap => self.route(accepted),
                 Reroute::WithNextMap => self.held.push_back(accepted),

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Instant;
 
-use super::records::{Accepted, Outbound, Payload};
+use super::records::{Accepted, Meta, Outbound, Payload};
 use super::Core;
 use crate::sink::admission::RECORD_OVERHEAD;
 use crate::sink::outcome::RecordId;
@@ -63,7 +63,7 @@ impl Core {
             ));
         }
         for accepted in &self.held {
-            tally.visit(accepted, format_args!("held"))?;
+            tally.visit_accepted(accepted, format_args!("held"))?;
         }
         self.check_shards(tally)?;
         self.check_collector(tally)?;
@@ -147,11 +147,13 @@ impl Core {
                 ));
             }
             for accepted in &shard.open {
-                tally.visit(accepted, format_args!("the open aggregate of {}", shard.id))?;
-                if !shard.range.contains(accepted.hash_key) {
+                let meta = &accepted.meta;
+                tally
+                    .visit_accepted(accepted, format_args!("the open aggregate of {}", shard.id))?;
+                if !shard.range.contains(meta.hash_key) {
                     return Err(format!(
                         "the open aggregate of {} {:?} holds {:?} with hash key {}",
-                        shard.id, shard.range, accepted.id, accepted.hash_key
+                        shard.id, shard.range, meta.id, meta.hash_key
                     ));
                 }
             }
@@ -215,11 +217,29 @@ impl Core {
         tally: &mut Tally<'a>,
         place: fmt::Arguments<'_>,
     ) -> Result<(), String> {
-        let users = rec.users();
-        for accepted in users {
-            tally.visit(accepted, place)?;
+        match &rec.payload {
+            Payload::Alone(accepted) => tally.visit_accepted(accepted, place)?,
+            Payload::Aggregate { users, .. } => {
+                for user in &users.users {
+                    tally.visit(&user.meta, place)?;
+                    if user.meta.size != user.partition_key_len + user.data_len {
+                        return Err(format!(
+                            "{:?} in {place} has size {}, its packed parts {} + {}",
+                            user.meta.id, user.meta.size, user.partition_key_len, user.data_len
+                        ));
+                    }
+                }
+                let packed: usize = users.users.iter().map(|u| u.packed_len()).sum();
+                if packed != users.bytes.len() {
+                    return Err(format!(
+                        "an aggregate in {place} packs {} bytes of user records, whose parts \
+                         add up to {packed}",
+                        users.bytes.len()
+                    ));
+                }
+            }
         }
-        let first = users.first().map(|u| u.hash_key);
+        let first = rec.metas().next().map(|u| u.hash_key);
         let ehk = kpl_codec::parse_explicit_hash_key(&rec.explicit_hash_key).ok();
         if first != Some(rec.hash_key) || ehk != Some(rec.hash_key) {
             return Err(format!(
@@ -228,8 +248,8 @@ impl Core {
                 rec.hash_key, rec.explicit_hash_key
             ));
         }
-        let earliest_ttl = users.iter().map(|u| u.expires).min();
-        let earliest_deadline = users.iter().map(|u| u.deadline).min();
+        let earliest_ttl = rec.metas().map(|u| u.expires).min();
+        let earliest_deadline = rec.metas().map(|u| u.deadline).min();
         if earliest_ttl != Some(rec.expires) || earliest_deadline.is_some_and(|d| rec.deadline > d)
         {
             return Err(format!(
@@ -245,17 +265,18 @@ impl Core {
                 self.config.max_record_size
             ));
         }
-        if let Payload::Aggregate { data, users } = &rec.payload {
+        if let Payload::Aggregate { data, .. } = &rec.payload {
             let config = &self.config;
+            let users = rec.user_records();
             if !config.aggregation_enabled
-                || users.len() < 2
-                || users.len() as u64 > config.aggregation_max_count
+                || users < 2
+                || users as u64 > config.aggregation_max_count
                 || data.len() > config.aggregation_max_size
             {
                 return Err(format!(
                     "an aggregate of {} user records and {} bytes in {place} (aggregation \
                      {}, AggregationMaxCount {}, AggregationMaxSize {})",
-                    users.len(),
+                    users,
                     data.len(),
                     if config.aggregation_enabled {
                         "on"
@@ -359,19 +380,37 @@ impl<'a> Tally<'a> {
         }
     }
 
+    /// [`Tally::visit`], for a record kept as it was put.
+    fn visit_accepted(
+        &mut self,
+        accepted: &'a Accepted,
+        place: fmt::Arguments<'_>,
+    ) -> Result<(), String> {
+        let meta = &accepted.meta;
+        if meta.size != accepted.record.size() {
+            return Err(format!(
+                "{:?} in {place} has size {}, counted as {}",
+                meta.id,
+                accepted.record.size(),
+                meta.size
+            ));
+        }
+        self.visit(meta, place)
+    }
+
     /// Counts a record found in `place`; fails if it was found before or never put.
-    fn visit(&mut self, accepted: &'a Accepted, place: fmt::Arguments<'_>) -> Result<(), String> {
-        let id = accepted.id;
+    fn visit(&mut self, meta: &'a Meta, place: fmt::Arguments<'_>) -> Result<(), String> {
+        let id = meta.id;
         if id.0 >= self.next_record {
             return Err(format!("{id:?} in {place} was never put"));
         }
         if !self.seen.insert(id) {
             return Err(format!("{id:?} is in two places, one of them {place}"));
         }
-        let size = accepted.size();
+        let size = meta.size;
         self.records += 1;
         self.bytes += size;
-        let account = self.accounts.entry(&accepted.account).or_default();
+        let account = self.accounts.entry(&meta.account).or_default();
         account.0 += 1;
         account.1 += size + RECORD_OVERHEAD;
         Ok(())
@@ -385,23 +424,27 @@ mod tests {
 
     use std::time::{Duration, Instant};
 
-    use super::super::records::{Accepted, Outbound};
+    use super::super::records::{Accepted, Meta, Outbound, Payload};
     use super::super::Core;
     use crate::sink::{Config, ShardMap, UserRecord};
 
-    /// A core on two shards with a record held (put before the map, then the map is
-    /// wanted again), two in an open aggregate and one in the collector.
+    /// A core on two shards with an aggregate of two records (shard 0) and a record alone
+    /// (shard 1) in the collector, and two records in shard 0's open aggregate.
     fn busy_core() -> (Core, Instant) {
         let t0 = Instant::now();
         let mut core = Core::new(Config::default(), t0).unwrap();
         core.set_shard_map(ShardMap::even(2), t0);
-        for key in ["a", "b", "c"] {
-            core.put(UserRecord::new(key, "data"), t0).unwrap();
-        }
+        let put = |core: &mut Core, key: &str, ehk: u128| {
+            let record = UserRecord::new(key, "data").with_explicit_hash_key(ehk.to_string());
+            core.put(record, t0).unwrap();
+        };
+        put(&mut core, "a", 1);
+        put(&mut core, "b", 2);
+        put(&mut core, "c", (1 << 127) + 1);
         core.flush(t0);
         core.handle_timeout(t0);
-        core.put(UserRecord::new("d", "data"), t0).unwrap();
-        core.put(UserRecord::new("e", "data"), t0).unwrap();
+        put(&mut core, "d", 3);
+        put(&mut core, "e", 4);
         assert_eq!(core.check_invariants(), Ok(()));
         assert!(!core.collector.is_empty());
         assert!(core.shards.iter().any(|s| !s.open.is_empty()));
@@ -416,24 +459,43 @@ mod tests {
     #[test]
     fn a_record_in_two_places() {
         let (mut core, t0) = busy_core();
-        let (record, id, hash_key, account) = {
-            let rec = core.collector.iter().next().unwrap();
-            let a = &rec.users()[0];
-            (a.record.clone(), a.id, a.hash_key, a.account.clone())
-        };
-        core.wants_map = true;
-        core.held.push_back(Accepted {
-            record,
-            id,
-            hash_key,
+        let (record, meta) = core
+            .collector
+            .iter()
+            .find_map(|rec| match &rec.payload {
+                Payload::Alone(a) => Some((a.record.clone(), &a.meta)),
+                Payload::Aggregate { .. } => None,
+            })
+            .unwrap();
+        let twin = Meta {
+            id: meta.id,
+            hash_key: meta.hash_key,
+            size: meta.size,
             deadline: t0,
             expires: t0 + Duration::from_secs(30),
             attempts: 0,
             last_error: None,
-            account,
-        });
+            account: meta.account.clone(),
+        };
+        core.wants_map = true;
+        core.held.push_back(Accepted { record, meta: twin });
         let e = broken(&core);
         assert!(e.contains("in two places"), "{e}");
+    }
+
+    #[test]
+    fn packed_parts_that_do_not_add_up() {
+        let (mut core, _) = busy_core();
+        let mut all = core.collector.take_all();
+        let aggregate = all.iter_mut().find(|r| r.is_aggregate()).unwrap();
+        if let Payload::Aggregate { users, .. } = &mut aggregate.payload {
+            users.bytes.pop();
+        }
+        for rec in all {
+            core.collector.push(rec);
+        }
+        let e = broken(&core);
+        assert!(e.contains("packs"), "{e}");
     }
 
     #[test]
@@ -471,7 +533,7 @@ mod tests {
     fn held_with_a_map_and_none_wanted() {
         let (mut core, _) = busy_core();
         let rec = take_first_collected(&mut core);
-        core.held.extend(rec.into_users());
+        core.held.extend(rec.into_accepted());
         let e = broken(&core);
         assert!(e.contains("held for a shard map"), "{e}");
         // Wanted, it is fine.
@@ -493,7 +555,7 @@ mod tests {
     fn a_record_that_expires_sooner_than_counted() {
         let (mut core, _) = busy_core();
         let mut rec = take_first_collected(&mut core);
-        rec.users_mut()[0].expires -= Duration::from_millis(1);
+        rec.metas_mut().next().unwrap().expires -= Duration::from_millis(1);
         core.collector.push(rec);
         let e = broken(&core);
         assert!(e.contains("TTL"), "{e}");
