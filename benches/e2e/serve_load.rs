@@ -4,6 +4,7 @@
 //! serve-load put  --endpoint URL --stream S [--records 200000] [--clients 8] [--batch 500]
 //!                 [--size 100] [--key-len 16] [--rate 0] [--deadline 600] [--calls FILE]
 //! serve-load read --endpoint URL --stream S [--records 200000] [--size 100] [--key-len 16]
+//! serve-load gen  [--records 200000] [--size 100] [--key-len 16] [--keys 0]
 //! ```
 //!
 //! `put` sends RECORDS user records through CLIENTS concurrent clients (one aws-sdk-kinesis
@@ -30,6 +31,10 @@
 //! partition key), PUT payload units under three readings of "25 KB", and the user records
 //! found after deaggregating like KCL (the same seed rebuilds what `put` sent: missing,
 //! more than once, or not sent at all).
+//!
+//! `gen` prints the same user records, one line each: partition key, a tab, the data (for
+//! producers fed from a file, benches/e2e/producer-vs-kpl.sh). `--keys K` (`gen` and `read`;
+//! 0, the default, keeps the random keys) gives record `i` the key `key-{i % K}` instead.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +63,7 @@ struct Args {
     batch: usize,
     size: usize,
     key_len: usize,
+    keys: usize,
     rate: f64,
     deadline: Duration,
     samples: Option<String>,
@@ -76,6 +82,7 @@ fn parse_args() -> Result<(String, Args), Error> {
         batch: 500,
         size: 100,
         key_len: 16,
+        keys: 0,
         rate: 0.0,
         deadline: Duration::from_secs(600),
         samples: None,
@@ -90,13 +97,14 @@ fn parse_args() -> Result<(String, Args), Error> {
             "--batch" => args.batch = value.parse()?,
             "--size" => args.size = value.parse()?,
             "--key-len" => args.key_len = value.parse()?,
+            "--keys" => args.keys = value.parse()?,
             "--rate" => args.rate = value.parse()?,
             "--deadline" => args.deadline = Duration::from_secs_f64(value.parse()?),
             "--calls" => args.samples = Some(value),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
-    if args.endpoint.is_empty() || args.stream.is_empty() {
+    if command != "gen" && (args.endpoint.is_empty() || args.stream.is_empty()) {
         return Err("--endpoint and --stream are required".into());
     }
     if args.size < 10 || args.clients == 0 || !(1..=500).contains(&args.batch) {
@@ -114,7 +122,8 @@ fn main() -> Result<(), Error> {
     let report = match command.as_str() {
         "put" => runtime.block_on(put(&args))?,
         "read" => runtime.block_on(read(&args))?,
-        other => return Err(format!("unknown command {other}: put or read").into()),
+        "gen" => return gen(&args),
+        other => return Err(format!("unknown command {other}: put, read or gen").into()),
     };
     println!("{report}");
     Ok(())
@@ -143,6 +152,31 @@ fn splitmix(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Prints every user record as `key\tdata` (the data is ASCII, without tabs or newlines).
+fn gen(args: &Args) -> Result<(), Error> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for i in 0..args.records {
+        let (key, data) = user_record(i, args);
+        out.write_all(key.as_bytes())?;
+        out.write_all(b"\t")?;
+        out.write_all(&data)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// User record `i` under `args` (`--keys` applied): (partition key, data).
+fn user_record(i: usize, args: &Args) -> (String, Vec<u8>) {
+    let (key, data) = record(i, args.size, args.key_len);
+    if args.keys == 0 {
+        (key, data)
+    } else {
+        (format!("key-{}", i % args.keys), data)
+    }
 }
 
 /// User record `i`: (partition key, data).
@@ -471,7 +505,7 @@ async fn read(args: &Args) -> Result<String, Error> {
                     user += 1;
                     match index_of(u.data).filter(|&i| i < args.records) {
                         Some(i) => {
-                            let (want_key, want_data) = record(i, args.size, args.key_len);
+                            let (want_key, want_data) = user_record(i, args);
                             if u.data == want_data.as_slice()
                                 && u.partition_key == want_key.as_bytes()
                             {
