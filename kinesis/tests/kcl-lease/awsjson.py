@@ -7,6 +7,11 @@ well-formed signature; dynalite ignores it), prints the answer's JSON on standar
   awsjson.py ENDPOINT kinesis put-records STREAM COUNT [PREFIX]
       COUNT records with partition keys PREFIX-0, PREFIX-1, ... and data "PREFIX-i",
       500 a request; prints {"put": COUNT, "failed": N, "shards": {shard: n}}
+  awsjson.py ENDPOINT kinesis put-aggregated STREAM COUNT PER [PREFIX]
+      COUNT user records in KPL aggregates of PER (the aggregated record format:
+      shared/docs/format.md); aggregate j holds user records PREFIX-i (data) that all have
+      the partition key PREFIX-gj, which is also the Kinesis record's partition key, so
+      every user record belongs to the shard the aggregate lands on
   awsjson.py ENDPOINT dynamodb scan-all TABLE
       every item of TABLE (a Scan followed through LastEvaluatedKey), as {"Items": [...]}
       sorted by leaseKey, then by the whole item
@@ -84,19 +89,48 @@ def call(endpoint, service, operation, body):
     return json.loads(text) if text else {}
 
 
-def put_records(endpoint, stream, count, prefix):
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def aggregate(partition_key, datas):
+    """A KPL aggregate: magic, AggregatedRecord (one partition key, no explicit hash keys,
+    one Record per data), MD5 of the protobuf."""
+    body = field(1, partition_key.encode())
+    for data in datas:
+        body += field(3, b"\x08\x00" + field(3, data))
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+def put_records(endpoint, stream, count, prefix, per=None):
+    """PutRecords of COUNT user records, raw, or aggregated PER to a Kinesis record."""
+    if per:
+        kinesis_records = []
+        for j, first in enumerate(range(0, count, per)):
+            datas = [f"{prefix}-{i}".encode() for i in range(first, min(first + per, count))]
+            kinesis_records.append((f"{prefix}-g{j}", aggregate(f"{prefix}-g{j}", datas)))
+    else:
+        kinesis_records = [(f"{prefix}-{i}", f"{prefix}-{i}".encode()) for i in range(count)]
     put = failed = 0
     shards = {}
     first_error = None
-    while put < count:
-        n = min(500, count - put)
-        records = [
-            {
-                "PartitionKey": f"{prefix}-{i}",
-                "Data": base64.b64encode(f"{prefix}-{i}".encode()).decode(),
-            }
-            for i in range(put, put + n)
-        ]
+    while put < len(kinesis_records):
+        batch = kinesis_records[put : put + 500]
+        n = len(batch)
+        records = [{"PartitionKey": pk, "Data": base64.b64encode(data).decode()} for pk, data in batch]
         answer = call(endpoint, "kinesis", "PutRecords", {"StreamName": stream, "Records": records})
         for r in answer["Records"]:
             if r.get("ErrorCode"):  # kinesis-mock answers null for a stored record
@@ -106,6 +140,8 @@ def put_records(endpoint, stream, count, prefix):
                 shards[r["ShardId"]] = shards.get(r["ShardId"], 0) + 1
         put += n
     answer = {"put": put, "failed": failed, "shards": dict(sorted(shards.items()))}
+    if per:
+        answer["user_records"] = count
     if first_error:
         answer["first_error"] = first_error
     return answer
@@ -136,6 +172,9 @@ def main(argv):
         if service == "kinesis" and operation == "put-records":
             prefix = argv[6] if len(argv) > 6 else "r"
             answer = put_records(endpoint, argv[4], int(argv[5]), prefix)
+        elif service == "kinesis" and operation == "put-aggregated":
+            prefix = argv[7] if len(argv) > 7 else "g"
+            answer = put_records(endpoint, argv[4], int(argv[5]), prefix, int(argv[6]))
         elif service == "dynamodb" and operation == "scan-all":
             answer = scan_all(endpoint, argv[4])
         else:

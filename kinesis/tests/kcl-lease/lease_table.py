@@ -3,7 +3,8 @@
 scan-all prints it) on standard input.
 
   lease_table.py show         a readable table: leaseKey, owner, counter, owner switches,
-                              checkpoint (sub-sequence), parents; other items by entityType
+                              checkpoint (sub-sequence), parents, checkpointOwner if
+                              any; other items by entityType
   lease_table.py check EXPR   exit 0 when the Python expression EXPR holds, with `leases` the
                               lease items (dicts attribute -> DynamoDB JSON value) and
                               s(item, name) the string value of an attribute (None if absent)
@@ -28,7 +29,7 @@ def is_lease(item):
 
 
 def show(items):
-    print(f"{'leaseKey':22} {'leaseOwner':10} {'counter':>7} {'switches':>8}  checkpoint (sub)  parents")
+    print(f"{'leaseKey':22} {'leaseOwner':10} {'counter':>7} {'switches':>8}  checkpoint (sub)  parents  [checkpointOwner]")
     for i in items:
         if not is_lease(i):
             print(f"{s(i, 'leaseKey'):22} (entityType {s(i, 'entityType')})")
@@ -38,6 +39,7 @@ def show(items):
             f"{s(i, 'leaseKey'):22} {s(i, 'leaseOwner') or '-':10} {value(i, 'leaseCounter'):>7} "
             f"{value(i, 'ownerSwitchesSinceCheckpoint'):>8}  {s(i, 'checkpoint')} "
             f"({value(i, 'checkpointSubSequenceNumber')})  {parents}"
+            + (f"  [{s(i, 'checkpointOwner')}]" if "checkpointOwner" in i else "")
         )
 
 

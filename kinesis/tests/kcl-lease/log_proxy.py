@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""A logging HTTP proxy on loopback in front of the local DynamoDB (standard library only):
+"""A logging HTTP proxy on loopback in front of the local DynamoDB or Kinesis (standard library
+only):
 forwards every request unchanged and appends one JSON line per exchange to LOG:
   {"ms": epoch ms at the request, "op": "UpdateItem", "request": {...}, "status": 200,
    "response": {...}, "elapsed_ms": 3}
-(request and response are the decoded JSON bodies, or strings when they are not JSON).
+(request and response are the decoded JSON bodies, or {"non_json_bytes": N} for others).
 
-  ddb_log_proxy.py LISTEN_PORT UPSTREAM_URL LOG
+  log_proxy.py LISTEN_PORT UPSTREAM_URL LOG
 
 Listens on 127.0.0.1 only. HTTP/1.1 with keep-alive (the AWS SDK reuses connections).
 """
@@ -21,10 +22,12 @@ LOCK = threading.Lock()
 
 
 def decode(raw):
+    """The JSON body decoded; a body that is not JSON (CBOR from the Java SDK's Kinesis
+    client) as its size only."""
     try:
         return json.loads(raw) if raw else None
     except ValueError:
-        return raw.decode(errors="replace")
+        return {"non_json_bytes": len(raw)}
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):

@@ -32,7 +32,8 @@ fi
 
 ip link set lo up
 WORK="$(mktemp -d /tmp/kcl-lease.XXXXXX)"
-KINESIS=http://127.0.0.1:4568
+KINESIS=http://127.0.0.1:4568        # kinesis-mock, for the script's own calls
+KCL_KINESIS=http://127.0.0.1:4566    # a logging proxy in front of it: what KCL uses
 DDB_PORT=8001           # moto's server (ci/dynamodb)
 DDB=http://127.0.0.1:8000  # the logging proxy in front of it: what KCL uses
 AWSJSON=(python3 "$HERE/awsjson.py")
@@ -62,6 +63,48 @@ wait_until() {
     log "$what (after $(( SECONDS - started ))s)"
 }
 
+# Like wait_until, but returns 1 instead of ending the script.
+wait_until_soft() {
+    local limit="$1" what="$2" started=$SECONDS
+    shift 2
+    until "$@"; do
+        (( SECONDS - started >= limit )) && return 1
+        sleep 0.5
+    done
+    log "$what (after $(( SECONDS - started ))s)"
+}
+
+# Scans every half second; writes the first scan with an item holding checkpointOwner to $1.
+watch_handoff() {
+    local table
+    while sleep 0.5; do
+        table="$(scan 2>/dev/null)" || continue
+        if grep -q '"checkpointOwner"' <<<"$table"; then
+            printf '%s\n' "$table" >"$1"
+            log "a graceful handoff in progress: dumped $1"
+            python3 "$HERE/lease_table.py" show <<<"$table" >&2
+            return
+        fi
+    done
+}
+
+# The records (partition key, data) that the given runs printed more than once in all.
+duplicates() {  # RUN...
+    python3 - "${@/#/$WORK/}" <<'PY'
+import json, sys
+from collections import Counter
+seen = Counter()
+for path in sys.argv[1:]:
+    for line in open(path + ".jsonl"):
+        e = json.loads(line)
+        if e["event"] == "record":
+            seen[(e["pk"], e["data"])] += 1
+again = sorted(k for k, n in seen.items() if n > 1)
+print(json.dumps({"distinct": len(seen), "lines": sum(seen.values()), "read_more_than_once": len(again),
+                  "examples": [k[0] for k in again[:10]]}))
+PY
+}
+
 start_servers() {
     local km="$ROOT/.tools/kinesis-mock/node_modules/kinesis-local"
     KINESIS_MOCK_CERT_PATH="$km/server.json" KINESIS_MOCK_PLAIN_PORT=4568 KINESIS_MOCK_TLS_PORT=4567 \
@@ -71,8 +114,10 @@ start_servers() {
     PIDS+=($!)
     bash "$ROOT/ci/dynamodb" start "$DDB_PORT" >"$WORK/dynamodb.log" 2>&1 &
     PIDS+=($!)
-    python3 "$HERE/ddb_log_proxy.py" 8000 "http://127.0.0.1:$DDB_PORT" "$WORK/ddb-requests.jsonl" \
-        2>"$WORK/proxy.log" &
+    python3 "$HERE/log_proxy.py" 8000 "http://127.0.0.1:$DDB_PORT" "$WORK/ddb-requests.jsonl" \
+        2>"$WORK/ddb-proxy.log" &
+    PIDS+=($!)
+    python3 "$HERE/log_proxy.py" 4566 "$KINESIS" "$WORK/kinesis-requests.jsonl" 2>"$WORK/kinesis-proxy.log" &
     PIDS+=($!)
     wait_until 60 "kinesis-mock is up" curl -sf "$KINESIS/healthcheck" -o /dev/null
     wait_until 60 "the local DynamoDB is up behind the proxy" ddb_up
@@ -102,7 +147,7 @@ start_worker() {
     java -Dorg.slf4j.simpleLogger.showDateTime=true -Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS \
         -cp "$ROOT/.tools/kcl-lease/target/classes:$(cat "$ROOT/.tools/kcl-lease/classpath.txt")" \
         KclLeaseHarness --stream "$STREAM" --app "$APP" --worker "$worker" \
-        --kinesis "$KINESIS" --dynamodb "$DDB" "$@" >"$WORK/$run.jsonl" 2>"$WORK/$run.log" &
+        --kinesis "$KCL_KINESIS" --dynamodb "$DDB" "$@" >"$WORK/$run.jsonl" 2>"$WORK/$run.log" &
     eval "PID_${run//[-.]/_}=$!"
     PIDS+=($!)
     RUNS+=("$run")
@@ -170,7 +215,9 @@ demo() {
     STREAM=demo APP=demo-app
     create_stream "$STREAM" 4
     put "$STREAM" 200 demo
-    start_worker worker-1 worker-1 --idle-exit-ms 5000 --max-run-ms 240000
+    # --shard-sync-ms: a new application's first worker sleeps this long after creating the
+    # leases (LEASES.md section 5); 5 s instead of KCL's 60 s makes the demo a minute shorter.
+    start_worker worker-1 worker-1 --shard-sync-ms 5000 --idle-exit-ms 5000 --max-run-ms 240000
     wait "$(worker_pid worker-1)" || true
     local n
     n="$(records_seen worker-1)"
@@ -211,12 +258,20 @@ observe() {
     stop_worker a1
     dump 04-after-graceful-shutdown-no-checkpoint
 
-    # 2. The same worker id again, checkpointing each batch: rereads from TRIM_HORIZON.
-    start_worker a2 worker-a --checkpoint batch "${common[@]}"
+    # 2. The same worker id again, checkpointing every 3 records: rereads from TRIM_HORIZON.
+    #    Then 60 user records in KPL aggregates of 5: checkpoints inside aggregates.
+    start_worker a2 worker-a --checkpoint 3 "${common[@]}"
     wait_until 240 "a2 read the 400 records again" seen_at_least 400 a2
     wait_until 60 "every shard checkpointed at a sequence number" \
         leases_satisfy 'all(s(i, "checkpoint").isdigit() for i in leases)'
     dump 05-checkpointed
+    log "put 60 user records in aggregates of 5: $("${AWSJSON[@]}" "$KINESIS" kinesis put-aggregated "$STREAM" 60 5 agg | tr -d ' \n')"
+    wait_until 120 "a2 read 460 records" seen_at_least 460 a2
+    wait_until_soft 30 "a checkpoint inside an aggregate" \
+        leases_satisfy 'any(value(i, "checkpointSubSequenceNumber") != "0" for i in leases)' ||
+        log "no checkpoint with a sub-sequence number other than 0 in the table now"
+    sleep 2
+    dump 05b-checkpointed-in-aggregates
 
     # 3. A reshard under the running worker: split shard 0 at the middle of its range,
     #    then merge shards 2 and 3.
@@ -229,7 +284,7 @@ observe() {
         "{\"StreamName\":\"$STREAM\",\"ShardToSplit\":\"shardId-000000000000\",\"NewStartingHashKey\":\"$mid\"}" >/dev/null
     wait_until 60 "split of shardId-000000000000 done" stream_active "$STREAM"
     put "$STREAM" 200 after-split
-    wait_until 240 "a2 read 600 records" seen_at_least 600 a2
+    wait_until 240 "a2 read 660 records" seen_at_least 660 a2
     wait_until 240 "the parent is at SHARD_END and both children checkpointed" leases_satisfy \
         'len(leases) == 6 and any(s(i, "checkpoint") == "SHARD_END" for i in leases) and all(s(i, "checkpoint").isdigit() for i in leases if "parentShardId" in i)'
     dump 06-after-split
@@ -237,36 +292,49 @@ observe() {
         "{\"StreamName\":\"$STREAM\",\"ShardToMerge\":\"shardId-000000000002\",\"AdjacentShardToMerge\":\"shardId-000000000003\"}" >/dev/null
     wait_until 60 "merge of shards 2 and 3 done" stream_active "$STREAM"
     put "$STREAM" 200 after-merge
-    wait_until 240 "a2 read 800 records" seen_at_least 800 a2
+    wait_until 240 "a2 read 860 records" seen_at_least 860 a2
     wait_until 240 "both merged parents at SHARD_END and the child checkpointed" leases_satisfy \
         'len(leases) == 7 and sum(s(i, "checkpoint") == "SHARD_END" for i in leases) >= 3 and all(s(i, "checkpoint").isdigit() for i in leases if "parentShardId" in i)'
     dump 07-after-merge
 
-    # 4. A second worker joins (a minute to balance, if the assignment moves leases to it);
-    #    then one is killed (SIGKILL, no shutdown) and the other takes its leases.
+    # 4. A second worker joins: up to 150 s for the assignment to move leases to it (KCL 3
+    #    balances every third assignment run, 60 s with the default failover time, if at all);
+    #    then one worker is killed (SIGKILL, no shutdown) and the other gets its leases.
+    #    Meanwhile a scan every half second keeps the first table state that shows a
+    #    graceful handoff (an item with checkpointOwner), if one happens.
+    watch_handoff "$OUT/08b-handoff-in-progress.json" &
+    local watcher=$!
+    PIDS+=("$watcher")
     start_worker b1 worker-b --checkpoint batch "${common[@]}"
-    sleep 60
+    if ! wait_until_soft 150 "worker-b owns an open lease" leases_satisfy \
+            "any(s(i, 'leaseOwner') == 'worker-b' and s(i, 'checkpoint') != 'SHARD_END' for i in leases)"; then
+        log "no lease moved to worker-b in 150 s"
+    fi
     dump 08-two-workers
     put "$STREAM" 100 before-kill
-    wait_until 120 "the two workers read 900 records" seen_at_least 900 a2 b1
+    wait_until 120 "the two workers read 960 records" seen_at_least 960 a2 b1
     local victim_run survivor_run
     victim_run="$([ "$victim" = worker-a ] && echo a2 || echo b1)"
     survivor_run="$([ "$victim" = worker-a ] && echo b1 || echo a2)"
     kill -KILL "$(worker_pid "$victim_run")"
     log "$victim ($victim_run) killed (SIGKILL)"
-    wait_until 300 "$survivor owns every open lease" leases_satisfy \
-        "all(s(i, 'leaseOwner') == '$survivor' for i in leases if s(i, 'checkpoint') != 'SHARD_END')"
+    wait_until 300 "$survivor owns every open lease, none in handoff" leases_satisfy \
+        "all(s(i, 'leaseOwner') == '$survivor' and 'checkpointOwner' not in i for i in leases if s(i, 'checkpoint') != 'SHARD_END')"
     dump 09-after-kill-takeover
+    kill "$watcher" 2>/dev/null || true
     put "$STREAM" 100 after-kill
-    wait_until 120 "the two workers read 1000 records" seen_at_least 1000 a2 b1
+    wait_until 120 "the two workers read 1060 records" seen_at_least 1060 a2 b1
     sleep 5
     dump 10-survivor-reading
     stop_worker "$survivor_run"
     dump 11-after-graceful-shutdown
+    duplicates a2 b1 >"$OUT/duplicates.json"
+    log "records read twice by a2 and b1: $(tr -d ' \n' <"$OUT/duplicates.json")"
 
     "${AWSJSON[@]}" "$DDB" dynamodb ListTables >"$OUT/tables.json"
     "${AWSJSON[@]}" "$DDB" dynamodb DescribeTable "{\"TableName\":\"$APP\"}" >"$OUT/describe-table.json"
     python3 "$HERE/summarize_requests.py" "$WORK/ddb-requests.jsonl" "$APP" >"$OUT/requests.json"
+    python3 "$HERE/summarize_requests.py" --kinesis "$WORK/kinesis-requests.jsonl" >"$OUT/kinesis-requests.json"
     local run
     for run in "${RUNS[@]}"; do  # the lifecycle lines (initialize, shard_ended, ...) of each run
         grep -v '"event":"record"' "$WORK/$run.jsonl" | grep -v '"event":"checkpoint"' >"$OUT/$run.events.jsonl" || true

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Groups the DynamoDB exchanges that ddb_log_proxy.py logged by their shape, for LEASES.md.
+"""Groups the DynamoDB exchanges that log_proxy.py logged by their shape, for LEASES.md.
 
   summarize_requests.py LOG TABLE > requests.json
+  summarize_requests.py --kinesis LOG > kinesis-requests.json
+      (Kinesis: the Java SDK speaks CBOR, so only operations, answers and times: per
+      operation the count, answers, slowest; every exchange slower than 5 s)
 
 A shape is the operation, the table (TABLE is shown as "<lease table>"), the kind of item
 (a shard's lease, or the fixed key of another item; worker ids are shown as "<worker>"), and
@@ -129,7 +132,28 @@ def intervals(ts):
             "over_5s": sum(g > 5000 for g in gaps)}
 
 
+def kinesis_summary(entries):
+    t0 = entries[0]["ms"] if entries else 0
+    ops = {}
+    for e in entries:
+        o = ops.setdefault(e["op"], {"count": 0, "answers": {}, "max_elapsed_ms": 0})
+        o["count"] += 1
+        o["answers"][str(e["status"])] = o["answers"].get(str(e["status"]), 0) + 1
+        o["max_elapsed_ms"] = max(o["max_elapsed_ms"], e["elapsed_ms"])
+    slow = [
+        {"op": e["op"], "at_s": round((e["ms"] - t0) / 1000, 1), "elapsed_ms": e["elapsed_ms"], "status": e["status"]}
+        for e in entries
+        if e["elapsed_ms"] > 5000
+    ]
+    return {"requests": len(entries), "operations": ops, "slower_than_5s": slow}
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--kinesis":
+        entries = [json.loads(line) for line in open(argv[2], encoding="utf-8")]
+        json.dump(kinesis_summary(entries), sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+        return 0
     if len(argv) != 3:
         sys.stderr.write(__doc__)
         return 2
