@@ -27,9 +27,16 @@
 # JVM start and daemon start included). Then both streams are read back (`serve-load read`: every
 # shard, KCL deaggregation): Kinesis records (aggregated + plain), PUT payload units (data +
 # key, every started 25,600 bytes), user records missing or repeated.
-# The mock is warmed up first (WARMUP records into a third stream). ORDER (rs-first, the
-# default, or kpl-first) says which producer runs first. Environment: SHARDS, MAX_OUTSTANDING,
-# WARMUP (5000), ORDER, TIME_LIMIT (per producer, 1800 s), KEEP_WORK (a folder for the raw outputs).
+# (c) aiokpl 0.2.0 (PyPI, the conformance adapter's install) the same way when AIOKPL=1 (the
+# default; AIOKPL=0 skips it): benches/e2e/aiokpl_full_speed.py, plain HTTP like `kpl put`, its
+# own back-pressure (100,000 outstanding), its defaults (rate limit 100 % of a shard) but
+# RecordTtl 600 s. a8m/kinesis-producer (Go) is not run: it has no shard map (it aggregates
+# across shards under one random key) and would need a Go main of its own.
+# The mock is warmed up first (WARMUP records into a fourth stream). ORDER (rs-first, the
+# default, or kpl-first) says whether `kpl put` runs before or after KPL (aiokpl runs last).
+# Environment: SHARDS, MAX_OUTSTANDING, WARMUP (5000), ORDER, AIOKPL, TIME_LIMIT (per producer,
+# 1800 s), KEEP_WORK (a folder for the raw outputs). The header line gives the commit and any
+# uncommitted change to the crates `kpl put` is built from (the tree is shared while it runs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RECORDS="${1:-1000000}"
@@ -38,8 +45,10 @@ MAX_OUTSTANDING="${MAX_OUTSTANDING:-10000}"
 WARMUP="${WARMUP:-5000}"
 ORDER="${ORDER:-rs-first}"
 TIME_LIMIT="${TIME_LIMIT:-1800}"
+AIOKPL="${AIOKPL:-1}"
 KEYS=1000
 bash conformance/adapters/java-kpl/install.sh >/dev/null
+[ "$AIOKPL" = 0 ] || bash conformance/adapters/python-aiokpl/install.sh >/dev/null
 . vectors/capture/kpl/harness.sh
 cargo build --release --locked -q -p kpl-cli -p kpl-benches --features kpl-benches/load
 WORK="${KEEP_WORK:-$(mktemp -d)}"; mkdir -p "$WORK"
@@ -60,14 +69,15 @@ cpu_model="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'
   echo "CPU: $cpu_model, $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "kinesis-mock $MOCK_VERSION, amazon-kinesis-producer $KPL_VERSION, kpl $(./target/release/kpl --version | cut -d' ' -f2);" \
        "$RECORDS user records of 100 B over $KEYS keys into $SHARDS-shard streams; KPL max outstanding $MAX_OUTSTANDING; order $ORDER"
+  echo "commit $(git rev-parse --short HEAD); uncommitted in the crates of kpl put: $(git status --porcelain -- Cargo.lock cli codec kinesis/src md5-lanes | awk '{print $2}' | tr '\n' ' ')"
 } | tee "$WORK/header.txt"
 
-export WORK RECORDS SHARDS MAX_OUTSTANDING WARMUP ORDER TIME_LIMIT KEYS
+export WORK RECORDS SHARDS MAX_OUTSTANDING WARMUP ORDER TIME_LIMIT KEYS AIOKPL
 unshare -rn bash -c '
 set -euo pipefail
 . vectors/capture/kpl/harness.sh
 trap kpl_harness_stop EXIT
-INITIALIZE_STREAMS="warmup:$SHARDS,kpl-java:$SHARDS,kpl-rs:$SHARDS" kpl_harness_start "$WORK"
+INITIALIZE_STREAMS="warmup:$SHARDS,kpl-java:$SHARDS,kpl-rs:$SHARDS,kpl-py:$SHARDS" kpl_harness_start "$WORK"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 MOCK=http://127.0.0.1:$KPL_PLAIN_PORT
 L=./target/release/serve-load
@@ -91,43 +101,57 @@ run_java() {
     > "$WORK/java.out" 2>&1 || echo "KPL run failed (see below)"
   grep -v "^\[" "$WORK/java.out" | tail -n 20
 }
+run_py() {
+  echo "== (c) aiokpl: $RECORDS records (stream kpl-py)"
+  PYTHONPATH=.tools/python-aiokpl PYTHONDONTWRITEBYTECODE=1 $M "$WORK/py.measure.json" -- timeout --signal=KILL "$TIME_LIMIT" \
+    python3 -s benches/e2e/aiokpl_full_speed.py "$MOCK" kpl-py "$WORK/records.tsv" > "$WORK/py.out" 2>&1 || echo "aiokpl run failed (see below)"
+  tail -n 5 "$WORK/py.out"
+}
 if [ "$ORDER" = kpl-first ]; then run_java; run_rs; else run_rs; run_java; fi
-echo "== reading both streams back"
-timeout --signal=KILL 1200 "$L" read --endpoint "$MOCK" --stream kpl-java --records "$RECORDS" --keys "$KEYS" > "$WORK/java.read.json"
-timeout --signal=KILL 1200 "$L" read --endpoint "$MOCK" --stream kpl-rs --records "$RECORDS" --keys "$KEYS" > "$WORK/rs.read.json"
+[ "$AIOKPL" = 0 ] || run_py
+echo "== reading the streams back"
+for s in java rs py; do
+  [ -f "$WORK/$s.measure.json" ] || continue
+  timeout --signal=KILL 1200 "$L" read --endpoint "$MOCK" --stream "kpl-$s" --records "$RECORDS" --keys "$KEYS" > "$WORK/$s.read.json"
+done
 '
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/header.txt"
 python3 - "$WORK" "$RECORDS" <<'PY'
-import json, sys
+import json, os, sys
 work, records = sys.argv[1], int(sys.argv[2])
 def load(name):
     return json.load(open(f"{work}/{name}.json"))
-j, r = load("java.measure"), load("rs.measure")
-jr, rr = load("java.read"), load("rs.read")
+names = {"java": "(a) real KPL 0.15.12 (Java + native daemon)", "rs": "(b) `kpl put`", "py": "(c) aiokpl 0.2.0"}
+cols = [c for c in ("java", "rs", "py") if os.path.exists(f"{work}/{c}.read.json")]
+m = {c: load(c + ".measure") for c in cols}
+rd = {c: load(c + ".read") for c in cols}
 def n(x):
     return f"{x:,}"
 per_m = 1e6 / records
-def procs(m):
-    return ", ".join(f"{p['name']} {p['cpu_s']:.1f} s" for p in m["processes"] if p["cpu_s"] > 0)
+def row(label, f, ratio=None):
+    cells = [f(c) for c in cols]
+    extra = ratio() if ratio and "java" in cols and "rs" in cols else ""
+    print(f"| {label} | " + " | ".join(cells) + f" | {extra} |")
 print()
-print("| | (a) real KPL 0.15.12 (Java + native daemon) | (b) `kpl put` | (b) vs (a) |")
-print("|---|--:|--:|--:|")
-print(f"| CPU s per million user records (user + system, all processes) | {j['cpu_s'] * per_m:.1f} | {r['cpu_s'] * per_m:.1f} "
-      f"| **{j['cpu_s'] / max(0.01, r['cpu_s']):.1f} x less** |")
-print(f"| CPU s, total (polled / wait4) | {j['cpu_polled_s']:.1f} / {j['cpu_rusage_s']:.1f} | {r['cpu_polled_s']:.1f} / {r['cpu_rusage_s']:.1f} | |")
-print(f"| CPU by process | {procs(j)} | {procs(r)} | |")
-print(f"| peak resident memory (sum over the processes) | {j['peak_rss_kb'] / 1024:.0f} MiB | {r['peak_rss_kb'] / 1024:.0f} MiB "
-      f"| **{j['peak_rss_kb'] / max(1, r['peak_rss_kb']):.1f} x less** |")
-print(f"| wall time (start to exit) | {j['wall_s']:.1f} s | {r['wall_s']:.1f} s | |")
-print(f"| Kinesis records stored (aggregated + plain) | {n(jr['kinesis_records'])} ({n(jr['aggregated'])} + {n(jr['plain'])}) "
-      f"| {n(rr['kinesis_records'])} ({n(rr['aggregated'])} + {n(rr['plain'])}) | {rr['kinesis_records'] / max(1, jr['kinesis_records']):.3f} x |")
-print(f"| PUT payload units (25,600 B, data + key, every record rounded up) | {n(jr['units_25600'])} | {n(rr['units_25600'])} "
-      f"| {rr['units_25600'] / max(1, jr['units_25600']):.3f} x |")
-print(f"| bytes stored (data + partition keys); largest record | {n(jr['data_bytes'] + jr['key_bytes'])}; {n(jr['largest_record'])} "
-      f"| {n(rr['data_bytes'] + rr['key_bytes'])}; {n(rr['largest_record'])} | |")
-print(f"| user records read back, distinct (missing, repeated, foreign) | {n(jr['distinct'])} ({n(jr['missing'])}, {n(jr['repeated'])}, {n(jr['foreign'])}) "
-      f"| {n(rr['distinct'])} ({n(rr['missing'])}, {n(rr['repeated'])}, {n(rr['foreign'])}) | |")
-print(f"| exit status | {j['exit']} | {r['exit']} | |")
+print("| | " + " | ".join(names[c] for c in cols) + " | (b) vs (a) |")
+print("|---|" + "--:|" * (len(cols) + 1))
+row("CPU s per million user records (user + system, all processes)", lambda c: f"{m[c]['cpu_s'] * per_m:.1f}",
+    lambda: f"**{m['java']['cpu_s'] / max(0.01, m['rs']['cpu_s']):.1f} x less**")
+row("CPU s, total (polled / wait4)", lambda c: f"{m[c]['cpu_polled_s']:.1f} / {m[c]['cpu_rusage_s']:.1f}")
+row("CPU by process", lambda c: ", ".join(f"{p['name']} {p['cpu_s']:.1f} s" for p in m[c]["processes"] if p["cpu_s"] > 0))
+row("peak resident memory (sum over the processes)", lambda c: f"{m[c]['peak_rss_kb'] / 1024:.0f} MiB",
+    lambda: f"**{m['java']['peak_rss_kb'] / max(1, m['rs']['peak_rss_kb']):.1f} x less**")
+row("wall time (start to exit)", lambda c: f"{m[c]['wall_s']:.1f} s")
+row("Kinesis records stored (aggregated + plain)",
+    lambda c: f"{n(rd[c]['kinesis_records'])} ({n(rd[c]['aggregated'])} + {n(rd[c]['plain'])})",
+    lambda: f"{rd['rs']['kinesis_records'] / max(1, rd['java']['kinesis_records']):.3f} x")
+row("PUT payload units (25,600 B, data + key, every record rounded up)", lambda c: n(rd[c]["units_25600"]),
+    lambda: f"{rd['rs']['units_25600'] / max(1, rd['java']['units_25600']):.3f} x")
+row("bytes stored (data + partition keys); largest record",
+    lambda c: f"{n(rd[c]['data_bytes'] + rd[c]['key_bytes'])}; {n(rd[c]['largest_record'])}")
+row("user records read back, distinct (missing, repeated, foreign)",
+    lambda c: f"{n(rd[c]['distinct'])} ({n(rd[c]['missing'])}, {n(rd[c]['repeated'])}, {n(rd[c]['foreign'])})")
+row("exit status", lambda c: str(m[c]["exit"]))
 print()
 print(open(f"{work}/header.txt").read().rstrip())
 PY
