@@ -1318,3 +1318,55 @@ fn parked_aggregate_on_a_shard_the_fresh_map_does_not_list_is_resent() {
     }
     assert!(core.is_idle());
 }
+
+/// `put_batch` (partition keys hashed all at once) does what `put` does record by record:
+/// the same results (ids, invalid records, records refused for want of room, handed back)
+/// and the same requests, byte for byte, whose aggregates decode strictly (MD5 checked).
+#[test]
+fn put_batch_is_put_one_by_one() {
+    let t0 = Instant::now();
+    let config = Config {
+        max_buffered_records: 40,
+        aggregation_max_count: 7,
+        ..Config::default()
+    };
+    let records: Vec<UserRecord> = (0..60u32)
+        .map(|i| match i % 13 {
+            5 => UserRecord::new("", "no key"),
+            7 => with_key(
+                &format!("k{i}"),
+                u128::from(i % 4) * QUARTER + 3,
+                "explicit",
+            ),
+            _ => UserRecord::new(format!("key-{}", i % 17), format!("data {i}")),
+        })
+        .collect();
+    let mut one = new_core(config.clone(), Some(ShardMap::even(1)), t0);
+    let mut batch = new_core(config, Some(ShardMap::even(1)), t0);
+    let singly: Vec<_> = records.iter().map(|r| one.put(r.clone(), t0)).collect();
+    let batched = batch.put_batch(records.clone(), t0);
+    assert_eq!(batched, singly);
+    assert!(singly
+        .iter()
+        .any(|r| matches!(r, Err(PutError::Invalid(_)))));
+    let full: Vec<_> = singly
+        .iter()
+        .filter_map(|r| match r {
+            Err(PutError::Full(back)) => Some(back),
+            _ => None,
+        })
+        .collect();
+    assert!(!full.is_empty(), "the buffer limit is reached");
+    let until = t0 + ms(1000);
+    let a = run(&mut one, t0, until, store_all("shardId-000000000000"));
+    let b = run(&mut batch, t0, until, store_all("shardId-000000000000"));
+    let entries = |log: &[(Instant, Transmit)]| -> Vec<PutEntry> {
+        log.iter().flat_map(|(_, t)| t.entries.clone()).collect()
+    };
+    assert_eq!(entries(&b), entries(&a));
+    let entries = entries(&a);
+    assert!(entries.iter().any(is_aggregate));
+    let sent: usize = entries.iter().map(|e| users(e).len()).sum();
+    let accepted = singly.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(sent, accepted);
+}

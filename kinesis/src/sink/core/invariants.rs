@@ -69,6 +69,7 @@ impl Core {
         self.check_collector(tally)?;
         for rec in self.retries.values() {
             self.check_outbound(rec, tally, format_args!("a retry"))?;
+            check_sealed(rec, format_args!("a retry"))?;
         }
         let mut in_flight_bytes = 0;
         for (id, batch) in &self.in_flight {
@@ -84,6 +85,7 @@ impl Core {
             }
             for rec in batch {
                 self.check_outbound(rec, tally, format_args!("{id:?} in flight"))?;
+                check_sealed(rec, format_args!("{id:?} in flight"))?;
                 in_flight_bytes += rec.size();
             }
         }
@@ -104,6 +106,7 @@ impl Core {
                 return Err(format!("a record alone parked on {}", p.shard_id));
             }
             self.check_outbound(&p.rec, tally, format_args!("parked on {}", p.shard_id))?;
+            check_sealed(&p.rec, format_args!("parked on {}", p.shard_id))?;
         }
         for (id, _) in &self.outcomes {
             if tally.seen.contains(id) {
@@ -266,6 +269,32 @@ impl Core {
             ));
         }
         if let Payload::Aggregate { data, .. } = &rec.payload {
+            let bytes = data.bytes();
+            let body = bytes
+                .get(kpl_codec::MAGIC.len()..bytes.len().saturating_sub(kpl_codec::DIGEST_LEN));
+            let digest = bytes.get(bytes.len().saturating_sub(kpl_codec::DIGEST_LEN)..);
+            let framed = bytes.starts_with(&kpl_codec::MAGIC) && body.is_some();
+            let digest_right = match data.is_sealed() {
+                true => body.map(kpl_codec::md5).as_ref().map(|d| &d[..]) == digest,
+                false => digest.is_some_and(|d| d.iter().all(|&b| b == 0)),
+            };
+            if !framed || !digest_right {
+                return Err(format!(
+                    "an aggregate of {} bytes in {place} ({}) is not framed with the MAGIC and \
+                     {}",
+                    bytes.len(),
+                    if data.is_sealed() {
+                        "sealed"
+                    } else {
+                        "unsealed"
+                    },
+                    if data.is_sealed() {
+                        "its body's MD5"
+                    } else {
+                        "a zero digest"
+                    },
+                ));
+            }
             let config = &self.config;
             let users = rec.user_records();
             if !config.aggregation_enabled
@@ -417,6 +446,17 @@ impl<'a> Tally<'a> {
     }
 }
 
+/// A Kinesis record that went out in a request (in flight, waiting for a retry, parked)
+/// was sealed when it first did.
+fn check_sealed(rec: &Outbound, place: fmt::Arguments<'_>) -> Result<(), String> {
+    match &rec.payload {
+        Payload::Aggregate { data, .. } if !data.is_sealed() => Err(format!(
+            "an aggregate in {place} was never sealed (its MD5 not computed)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The check finds what it claims to: each test breaks one rule by hand, in a core
@@ -424,7 +464,7 @@ mod tests {
 
     use std::time::{Duration, Instant};
 
-    use super::super::records::{Accepted, Meta, Outbound, Payload};
+    use super::super::records::{Accepted, Frame, Meta, Outbound, Payload};
     use super::super::Core;
     use crate::sink::{Config, ShardMap, UserRecord};
 
@@ -496,6 +536,46 @@ mod tests {
         }
         let e = broken(&core);
         assert!(e.contains("packs"), "{e}");
+    }
+
+    #[test]
+    fn an_aggregate_sent_unsealed() {
+        let (mut core, t0) = busy_core();
+        let t = core.poll_transmit(t0).unwrap();
+        assert_eq!(core.check_invariants(), Ok(()));
+        let batch = core.in_flight.get_mut(&t.id).unwrap();
+        let aggregate = batch.iter_mut().find(|r| r.is_aggregate()).unwrap();
+        if let Payload::Aggregate { data, .. } = &mut aggregate.payload {
+            // The same bytes, digest zeroed, as the aggregator emitted them.
+            let mut agg = kpl_codec::Aggregator::new(core.config.aggregator()).unwrap();
+            for key in ["a", "b"] {
+                let ehk = if key == "a" { "1" } else { "2" };
+                agg.add(kpl_codec::InputRecord::new(key, b"data").with_explicit_hash_key(ehk))
+                    .unwrap();
+            }
+            let unsealed = agg.flush_unsealed().unwrap();
+            assert_eq!(unsealed.clone().seal().data, data.bytes());
+            *data = Frame::Unsealed(unsealed);
+        }
+        let e = broken(&core);
+        assert!(e.contains("never sealed"), "{e}");
+    }
+
+    #[test]
+    fn an_aggregate_with_a_wrong_digest() {
+        let (mut core, t0) = busy_core();
+        let t = core.poll_transmit(t0).unwrap();
+        let batch = core.in_flight.get_mut(&t.id).unwrap();
+        let aggregate = batch.iter_mut().find(|r| r.is_aggregate()).unwrap();
+        if let Payload::Aggregate { data, .. } = &mut aggregate.payload {
+            let mut bytes = data.bytes().to_vec();
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 1;
+            }
+            *data = Frame::Sealed(bytes);
+        }
+        let e = broken(&core);
+        assert!(e.contains("MD5"), "{e}");
     }
 
     #[test]
