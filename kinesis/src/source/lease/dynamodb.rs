@@ -122,6 +122,7 @@ fn n(v: u64) -> AttributeValue {
 pub fn to_item(lease: &Lease) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::new();
     item.insert(attr::LEASE_KEY.to_owned(), s(&lease.lease_key));
+    item.insert(attr::ENTITY_TYPE.to_owned(), s(attr::LEASE_ENTITY));
     if let Some(owner) = &lease.lease_owner {
         item.insert(attr::LEASE_OWNER.to_owned(), s(owner));
     }
@@ -154,10 +155,14 @@ pub fn to_item(lease: &Lease) -> HashMap<String, AttributeValue> {
     item
 }
 
-/// A DynamoDB item as a lease; `None` without a key or with an unreadable checkpoint.
-/// Attributes it does not know (KCL's others) are ignored.
+/// A DynamoDB item as a lease; `None` for an item of another kind (KCL 3's leader lock,
+/// migration state, worker metrics), without a key or with an unreadable checkpoint.
+/// Attributes it does not know (KCL's `throughputKBps`, ...) are ignored.
 pub fn from_item(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    if text(attr::ENTITY_TYPE).is_some_and(|kind| kind != attr::LEASE_ENTITY) {
+        return None;
+    }
     let number = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_n().ok())
@@ -202,9 +207,9 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             Ok(_) => LeaseAnswer::Written,
             Err(e) => failed(&e),
         },
-        LeaseOp::Renew { lease_key, counter } => update(client, table, &lease_key)
+        LeaseOp::Renew { lease_key, counter } => update_h(client, table, &lease_key)
             .update_expression("SET #c = :next")
-            .condition_expression("#c = :c AND #o = :me")
+            .condition_expression("#c = :c AND #o = :me AND attribute_not_exists(#h)")
             .expression_attribute_values(":me", s(worker))
             .expression_attribute_values(":c", n(counter))
             .expression_attribute_values(":next", n(counter + 1))
@@ -217,26 +222,28 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             owner,
         } => {
             let switches = owner.as_deref() != Some(worker);
-            let mut request = update(client, table, &lease_key)
+            let mut request = update_h(client, table, &lease_key)
                 .expression_attribute_values(":me", s(worker))
                 .expression_attribute_values(":c", n(counter))
                 .expression_attribute_values(":next", n(counter + 1));
             request = if switches {
                 request
                     .update_expression(
-                        "SET #o = :me, #c = :next, #sw = if_not_exists(#sw, :zero) + :one",
+                        "SET #o = :me, #c = :next, #sw = if_not_exists(#sw, :zero) + :one REMOVE #h",
                     )
                     .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
                     .expression_attribute_values(":zero", n(0))
                     .expression_attribute_values(":one", n(1))
             } else {
-                request.update_expression("SET #o = :me, #c = :next")
+                request.update_expression("SET #o = :me, #c = :next REMOVE #h")
             };
             request = match &owner {
                 Some(o) => request
-                    .condition_expression("#c = :c AND #o = :owner")
+                    .condition_expression("#c = :c AND #o = :owner AND attribute_not_exists(#h)")
                     .expression_attribute_values(":owner", s(o)),
-                None => request.condition_expression("#c = :c AND attribute_not_exists(#o)"),
+                None => request.condition_expression(
+                    "#c = :c AND attribute_not_exists(#o) AND attribute_not_exists(#h)",
+                ),
             };
             request
                 .send()
@@ -250,8 +257,13 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
         } => {
             let (text, sub) = checkpoint.to_attributes();
             update(client, table, &lease_key)
-                .update_expression("SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next")
+                .update_expression(
+                    "SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next REMOVE #p0, #p1, #p2",
+                )
                 .condition_expression("#c = :c AND #o = :me")
+                .expression_attribute_names("#p0", attr::PENDING_CHECKPOINT[0])
+                .expression_attribute_names("#p1", attr::PENDING_CHECKPOINT[1])
+                .expression_attribute_names("#p2", attr::PENDING_CHECKPOINT[2])
                 .expression_attribute_names("#cp", attr::CHECKPOINT)
                 .expression_attribute_names("#sub", attr::CHECKPOINT_SUB_SEQUENCE_NUMBER)
                 .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
@@ -289,6 +301,15 @@ fn update(
         .key(attr::LEASE_KEY, s(lease_key))
         .expression_attribute_names("#c", attr::LEASE_COUNTER)
         .expression_attribute_names("#o", attr::LEASE_OWNER)
+}
+
+/// An UpdateItem that also names KCL 3's handoff attribute `#h` (`checkpointOwner`).
+fn update_h(
+    client: &Client,
+    table: &str,
+    lease_key: &str,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    update(client, table, lease_key).expression_attribute_names("#h", attr::CHECKPOINT_OWNER)
 }
 
 /// Every item, all pages, strongly consistent; unreadable items are skipped (they are not

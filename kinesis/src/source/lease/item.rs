@@ -27,6 +27,21 @@ pub mod attr {
     pub const STARTING_HASH_KEY: &str = "startingHashKey";
     /// `S`: the last hash key of the shard.
     pub const ENDING_HASH_KEY: &str = "endingHashKey";
+    /// `S`: the item's kind; `LEASE` for a lease (KCL 3.5 keeps other kinds of items in the
+    /// same table: `LEADER`, `CLIENT_VERSION_MIGRATION`, `WORKER_METRIC_STATS`). Items
+    /// without it (KCL 1.x and 2.x tables) are leases.
+    pub const ENTITY_TYPE: &str = "entityType";
+    /// The `entityType` of a lease.
+    pub const LEASE_ENTITY: &str = "LEASE";
+    /// `S`: during a KCL 3 graceful handoff, the previous owner (while `leaseOwner` names the
+    /// next).
+    pub const CHECKPOINT_OWNER: &str = "checkpointOwner";
+    /// `S`, `N`, `B`: a KCL two-phase checkpoint in progress; removed by every checkpoint.
+    pub const PENDING_CHECKPOINT: [&str; 3] = [
+        "pendingCheckpoint",
+        "pendingCheckpointSubSequenceNumber",
+        "pendingCheckpointState",
+    ];
 }
 
 /// Where a lease's shard got to.
