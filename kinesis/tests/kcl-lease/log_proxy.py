@@ -2,7 +2,8 @@
 """A logging HTTP proxy on loopback in front of the local DynamoDB or Kinesis (standard library
 only):
 forwards every request unchanged and appends one JSON line per exchange to LOG:
-  {"ms": epoch ms at the request, "op": "UpdateItem", "request": {...}, "status": 200,
+  {"ms": epoch ms at the request, "op": "UpdateItem", "agent": "aws-sdk-java/2.41.21"
+   (the first word of the User-Agent), "request": {...}, "status": 200,
    "response": {...}, "elapsed_ms": 3}
 (request and response are the decoded JSON bodies, or {"non_json_bytes": N} for others).
 
@@ -77,6 +78,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         entry = {
             "ms": int(started * 1000),
             "op": target.split(".", 1)[-1],
+            "agent": self.headers.get("User-Agent", "").split(" ")[0],
             "request": decode(body),
             "status": answer.status,
             "response": decode(payload),

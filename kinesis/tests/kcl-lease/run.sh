@@ -35,6 +35,7 @@ WORK="$(mktemp -d /tmp/kcl-lease.XXXXXX)"
 KINESIS=http://127.0.0.1:4568        # kinesis-mock, for the script's own calls
 KCL_KINESIS=http://127.0.0.1:4566    # a logging proxy in front of it: what KCL uses
 DDB_PORT=8001           # moto's server (ci/dynamodb)
+DDB_DIRECT="http://127.0.0.1:$DDB_PORT"  # for the script's own calls (scans), kept out of the log
 DDB=http://127.0.0.1:8000  # the logging proxy in front of it: what KCL uses
 AWSJSON=(python3 "$HERE/awsjson.py")
 PIDS=()
@@ -120,10 +121,12 @@ start_servers() {
     python3 "$HERE/log_proxy.py" 4566 "$KINESIS" "$WORK/kinesis-requests.jsonl" 2>"$WORK/kinesis-proxy.log" &
     PIDS+=($!)
     wait_until 60 "kinesis-mock is up" curl -sf "$KINESIS/healthcheck" -o /dev/null
-    wait_until 60 "the local DynamoDB is up behind the proxy" ddb_up
+    wait_until 60 "the local DynamoDB is up" ddb_up
+    wait_until 60 "the logging proxies are up" proxies_up
 }
 
-ddb_up() { "${AWSJSON[@]}" "$DDB" dynamodb ListTables >/dev/null 2>&1; }
+ddb_up() { "${AWSJSON[@]}" "$DDB_DIRECT" dynamodb ListTables >/dev/null 2>&1; }
+proxies_up() { (: </dev/tcp/127.0.0.1/8000) 2>/dev/null && (: </dev/tcp/127.0.0.1/4566) 2>/dev/null; }
 
 create_stream() {  # NAME SHARDS
     "${AWSJSON[@]}" "$KINESIS" kinesis CreateStream "{\"StreamName\":\"$1\",\"ShardCount\":$2}" >/dev/null
@@ -185,7 +188,7 @@ sys.exit(0 if len(seen) >= int(sys.argv[1]) else 1)
 PY
 }
 
-scan() { "${AWSJSON[@]}" "$DDB" dynamodb scan-all "$APP"; }
+scan() { "${AWSJSON[@]}" "$DDB_DIRECT" dynamodb scan-all "$APP"; }
 
 # Checks the lease items of the table with a Python expression (lease_table.py check).
 leases_satisfy() {
@@ -227,7 +230,7 @@ demo() {
     grep -v '"event":"record"' "$WORK/worker-1.jsonl" | grep -v '"event":"checkpoint"'
     echo "== the lease table $APP:"
     show_leases
-    echo "== tables: $("${AWSJSON[@]}" "$DDB" dynamodb ListTables | tr -d ' \n')"
+    echo "== tables: $("${AWSJSON[@]}" "$DDB_DIRECT" dynamodb ListTables | tr -d ' \n')"
     echo "== work folder (logs, the DynamoDB requests KCL made): $WORK"
     [ "$n" = 200 ] || { echo "expected 200 records, saw $n" >&2; exit 1; }
 }
@@ -316,6 +319,10 @@ observe() {
     local victim_run survivor_run
     victim_run="$([ "$victim" = worker-a ] && echo a2 || echo b1)"
     survivor_run="$([ "$victim" = worker-a ] && echo b1 || echo a2)"
+    # The victim must have read and checkpointed something of its own before it dies.
+    wait_until_soft 90 "$victim_run has checkpointed a record" \
+        grep -q '"event":"checkpoint".*"ok":true' "$WORK/$victim_run.jsonl" ||
+        log "$victim_run has checkpointed nothing"
     kill -KILL "$(worker_pid "$victim_run")"
     log "$victim ($victim_run) killed (SIGKILL)"
     wait_until 300 "$survivor owns every open lease, none in handoff" leases_satisfy \
@@ -331,8 +338,8 @@ observe() {
     duplicates a2 b1 >"$OUT/duplicates.json"
     log "records read twice by a2 and b1: $(tr -d ' \n' <"$OUT/duplicates.json")"
 
-    "${AWSJSON[@]}" "$DDB" dynamodb ListTables >"$OUT/tables.json"
-    "${AWSJSON[@]}" "$DDB" dynamodb DescribeTable "{\"TableName\":\"$APP\"}" >"$OUT/describe-table.json"
+    "${AWSJSON[@]}" "$DDB_DIRECT" dynamodb ListTables >"$OUT/tables.json"
+    "${AWSJSON[@]}" "$DDB_DIRECT" dynamodb DescribeTable "{\"TableName\":\"$APP\"}" >"$OUT/describe-table.json"
     python3 "$HERE/summarize_requests.py" "$WORK/ddb-requests.jsonl" "$APP" >"$OUT/requests.json"
     python3 "$HERE/summarize_requests.py" --kinesis "$WORK/kinesis-requests.jsonl" >"$OUT/kinesis-requests.json"
     local run

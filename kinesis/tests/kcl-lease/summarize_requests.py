@@ -12,7 +12,7 @@ every part of the request that is not a value: condition, update, filter and key
 expressions with their names, the legacy Expected and AttributeUpdates maps (attribute ->
 comparison or action, and the value's type), the attribute names and types of a PutItem item,
 ReturnValues, IndexName, ConsistentRead. For each shape: how many were sent, the answers
-(status and error type), the first and last time (seconds from the first request), and the
+(status and error type), the clients (first word of the User-Agent), the first and last time (seconds from the first request), and the
 first exchange whole as an example (the last one too when it is an error's). Also, per lease
 the renewals (an UpdateItem that only sets leaseCounter, and throughputKBps, on the condition
 of the old counter) and their intervals.
@@ -169,6 +169,9 @@ def main(argv):
             key, {"shape": sh, "count": 0, "answers": {}, "first_s": None, "last_s": None, "example": e}
         )
         g["count"] += 1
+        agent = e.get("agent", "?")
+        g.setdefault("agents", {})
+        g["agents"][agent] = g["agents"].get(agent, 0) + 1
         a = answer(e)
         g["answers"][a] = g["answers"].get(a, 0) + 1
         at = round((e["ms"] - t0) / 1000, 1)
