@@ -99,7 +99,7 @@ run_java() {
   $M "$WORK/java.measure.json" -- timeout --signal=KILL "$TIME_LIMIT" java -Xlog:disable -XX:-UsePerfData \
     -cp "$WORK/classes:$KPL_CLASSPATH" KplFullSpeed "$KPL_PORT" kpl-java "$WORK/records.tsv" "$MAX_OUTSTANDING" \
     > "$WORK/java.out" 2>&1 || echo "KPL run failed (see below)"
-  grep -v "^\[" "$WORK/java.out" | tail -n 20
+  grep -E "^KPL:|Exception|ERROR" "$WORK/java.out" | tail -n 20
 }
 run_py() {
   echo "== (c) aiokpl: $RECORDS records (stream kpl-py)"
