@@ -20,8 +20,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * The real Java KPL at full speed, for benches/e2e/producer-vs-kpl.sh: every line of FILE
  * ("partition key TAB data", from `serve-load gen`) is one user record, added with
- * addUserRecord as fast as KPL takes it, with the back-pressure KPL's README and samples
- * recommend (while more than MAX_OUTSTANDING records are outstanding, sleep 1 ms); then
+ * addUserRecord as fast as KPL takes it, with the back-pressure KPL's README points to
+ * (while getOutstandingRecordsCount() is above MAX_OUTSTANDING, sleep 1 ms); then
  * flushSync, wait for every future, destroy (which ends the native daemon) and exit.
  * Configuration: the capture harness's (endpoint, fake credentials, VerifyCertificate
  * false, metrics not uploaded) with KPL's defaults for the rest (RecordMaxBufferedTime

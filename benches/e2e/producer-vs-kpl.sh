@@ -11,7 +11,7 @@
 # "%09d " then 90 pseudo-random letters (fixed seed), partition key "key-<i % 1000>". The same
 # file feeds both: KPL reads "key TAB data" lines (benches/e2e/KplFullSpeed.java: addUserRecord
 # as fast as KPL takes it, sleeping 1 ms while more than MAX_OUTSTANDING (10,000) records are
-# outstanding, as KPL's README recommends; then flushSync); `kpl put` reads the same records as
+# outstanding, the back-pressure KPL's README points to; then flushSync); `kpl put` reads the same records as
 # NDJSON. Settings: each producer's defaults (RecordMaxBufferedTime 100 ms, RateLimit 150,
 # aggregation on) except RequestTimeout 120 s and RecordTtl 600 s for both (kinesis-mock is slow;
 # see sink-vs-kinesis-mock.sh). KPL talks HTTPS (VerifyCertificate false) to the capture
