@@ -170,6 +170,19 @@ fn kcl_worker(stream: &str, table: &str, extra: &[&str]) -> Result<Vec<u32>, Fai
     Ok(got)
 }
 
+/// A KCL worker that checkpoints each batch and stops cleanly 15 s after its last record.
+async fn kcl_until_idle(stream: &str, table: &str) -> Result<Vec<u32>, Failed> {
+    let (s, t) = (stream.to_owned(), table.to_owned());
+    tokio::task::spawn_blocking(move || {
+        kcl_worker(
+            &s,
+            &t,
+            &["--checkpoint", "batch", "--idle-exit-ms", "15000"],
+        )
+    })
+    .await?
+}
+
 fn check_split(
     what: &str,
     all: std::ops::Range<u32>,
@@ -213,33 +226,13 @@ async fn hand_over() -> Result<(), Failed> {
         return Err(format!("kpl read {} records, not 150", kpl.len()).into());
     }
     // KCL on the same table: the rest, from kpl's checkpoints.
-    let kcl_run = {
-        let (s, t) = (stream.to_owned(), table.to_owned());
-        tokio::task::spawn_blocking(move || {
-            kcl_worker(
-                &s,
-                &t,
-                &["--checkpoint", "batch", "--idle-exit-ms", "15000"],
-            )
-        })
-    };
-    let kcl = kcl_run.await??;
+    let kcl = kcl_until_idle(stream, table).await?;
     check_split("kpl then KCL", 0..400, &kpl, &kcl)?;
     // The other way round: KCL reads 200 more records, checkpointing, and stops cleanly
     // (its leases stay owned by it, counters stopped); 200 more are put; kpl resumes at
     // KCL's checkpoints and reads exactly those.
     produce(stream, 400..600, 10).await?;
-    let kcl_run = {
-        let (s, t) = (stream.to_owned(), table.to_owned());
-        tokio::task::spawn_blocking(move || {
-            kcl_worker(
-                &s,
-                &t,
-                &["--checkpoint", "batch", "--idle-exit-ms", "15000"],
-            )
-        })
-    };
-    let kcl_second = kcl_run.await??;
+    let kcl_second = kcl_until_idle(stream, table).await?;
     produce(stream, 600..800, 10).await?;
     let kpl_second = kpl_worker(stream, table, 400, Duration::from_secs(20)).await?;
     check_split("KCL then kpl", 400..800, &kcl_second, &kpl_second)?;

@@ -207,26 +207,19 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             Ok(_) => LeaseAnswer::Written,
             Err(e) => failed(&e),
         },
-        LeaseOp::Renew { lease_key, counter } => update_h(client, table, &lease_key)
-            .update_expression("SET #c = :next")
-            .condition_expression("#c = :c AND #o = :me AND attribute_not_exists(#h)")
-            .expression_attribute_values(":me", s(worker))
-            .expression_attribute_values(":c", n(counter))
-            .expression_attribute_values(":next", n(counter + 1))
-            .send()
-            .await
-            .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written),
+        LeaseOp::Renew { lease_key, counter } => {
+            let request = update_h(client, table, &lease_key, worker, counter)
+                .update_expression("SET #c = :next")
+                .condition_expression("#c = :c AND #o = :me AND attribute_not_exists(#h)");
+            written(request).await
+        }
         LeaseOp::Take {
             lease_key,
             counter,
             owner,
         } => {
-            let switches = owner.as_deref() != Some(worker);
-            let mut request = update_h(client, table, &lease_key)
-                .expression_attribute_values(":me", s(worker))
-                .expression_attribute_values(":c", n(counter))
-                .expression_attribute_values(":next", n(counter + 1));
-            request = if switches {
+            let mut request = update_h(client, table, &lease_key, worker, counter);
+            request = if owner.as_deref() != Some(worker) {
                 request
                     .update_expression(
                         "SET #o = :me, #c = :next, #sw = if_not_exists(#sw, :zero) + :one REMOVE #h",
@@ -245,10 +238,7 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
                     "#c = :c AND attribute_not_exists(#o) AND attribute_not_exists(#h)",
                 ),
             };
-            request
-                .send()
-                .await
-                .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written)
+            written(request).await
         }
         LeaseOp::Checkpoint {
             lease_key,
@@ -256,7 +246,7 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             checkpoint,
         } => {
             let (text, sub) = checkpoint.to_attributes();
-            update(client, table, &lease_key)
+            let request = update(client, table, &lease_key, worker, counter)
                 .update_expression(
                     "SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next REMOVE #p0, #p1, #p2",
                 )
@@ -269,47 +259,53 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
                 .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
                 .expression_attribute_values(":cp", s(text))
                 .expression_attribute_values(":sub", n(sub))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":me", s(worker))
-                .expression_attribute_values(":c", n(counter))
-                .expression_attribute_values(":next", n(counter + 1))
-                .send()
-                .await
-                .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written)
+                .expression_attribute_values(":zero", n(0));
+            written(request).await
         }
-        LeaseOp::Release { lease_key, counter } => update(client, table, &lease_key)
-            .update_expression("REMOVE #o SET #c = :next")
-            .condition_expression("#c = :c AND #o = :me")
-            .expression_attribute_values(":me", s(worker))
-            .expression_attribute_values(":c", n(counter))
-            .expression_attribute_values(":next", n(counter + 1))
-            .send()
-            .await
-            .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written),
+        LeaseOp::Release { lease_key, counter } => {
+            let request = update(client, table, &lease_key, worker, counter)
+                .update_expression("REMOVE #o SET #c = :next")
+                .condition_expression("#c = :c AND #o = :me");
+            written(request).await
+        }
     }
 }
 
-/// An UpdateItem on one lease, with the counter and owner attribute names bound.
-fn update(
-    client: &Client,
-    table: &str,
-    lease_key: &str,
-) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+type UpdateItem = aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+
+/// An UpdateItem by `worker` on one lease whose counter it expects at `counter`: binds the
+/// names `#c` (counter) and `#o` (owner) and the values `:me`, `:c` and `:next`
+/// (`counter + 1`); the caller adds the update and the condition.
+fn update(client: &Client, table: &str, lease_key: &str, worker: &str, counter: u64) -> UpdateItem {
     client
         .update_item()
         .table_name(table)
         .key(attr::LEASE_KEY, s(lease_key))
         .expression_attribute_names("#c", attr::LEASE_COUNTER)
         .expression_attribute_names("#o", attr::LEASE_OWNER)
+        .expression_attribute_values(":me", s(worker))
+        .expression_attribute_values(":c", n(counter))
+        .expression_attribute_values(":next", n(counter + 1))
 }
 
-/// An UpdateItem that also names KCL 3's handoff attribute `#h` (`checkpointOwner`).
+/// [`update`] that also names KCL 3's handoff attribute `#h` (`checkpointOwner`).
 fn update_h(
     client: &Client,
     table: &str,
     lease_key: &str,
-) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-    update(client, table, lease_key).expression_attribute_names("#h", attr::CHECKPOINT_OWNER)
+    worker: &str,
+    counter: u64,
+) -> UpdateItem {
+    update(client, table, lease_key, worker, counter)
+        .expression_attribute_names("#h", attr::CHECKPOINT_OWNER)
+}
+
+/// Sends a conditional write: written, its condition failed, or another error.
+async fn written(request: UpdateItem) -> LeaseAnswer {
+    request
+        .send()
+        .await
+        .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written)
 }
 
 /// Every item, all pages, strongly consistent; unreadable items are skipped (they are not
