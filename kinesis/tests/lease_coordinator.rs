@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kpl_codec::HashRange;
 use kpl_kinesis::source::lease::{
-    Lease, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
+    Lease, LeaseAnswer, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
 };
 use kpl_kinesis::source::{Checkpoint, ShardNode, StartPosition};
 use sim_lease_table::Table;
@@ -438,4 +438,46 @@ fn shutdown_writes_pending_checkpoints_then_releases_every_lease() {
     c.workers[0].alive = false;
     c.settle();
     assert_eq!(c.workers[1].reading.len(), 3);
+}
+
+#[test]
+fn a_failed_create_leaves_no_deadline_in_the_past() {
+    // Found by the lease_coordinator fuzz target: after a failed create, the pause before
+    // creating again stayed a deadline once over, so a driver woke at once, for ever.
+    let mut table = Table::default();
+    let mut worker = LeaseCoordinator::new(LeaseConfig {
+        failover_time: FAILOVER,
+        ..LeaseConfig::new("worker-0")
+    });
+    let mut now = Instant::now();
+    let scan = worker.poll_call(now).expect("a scan");
+    worker.on_answer(scan.id, table.apply("worker-0", &scan.op), now);
+    worker.on_shards(&[node("s0", None, true), node("s1", None, true)]);
+    let mut calls = Vec::new();
+    while let Some(call) = worker.poll_call(now) {
+        calls.push(call);
+    }
+    assert_eq!(calls.len(), 2, "a create per shard");
+    worker.on_answer(
+        calls[0].id,
+        LeaseAnswer::Failed {
+            code: "ProvisionedThroughputExceededException".into(),
+            message: "slow down".into(),
+        },
+        now,
+    );
+    worker.on_answer(calls[1].id, table.apply("worker-0", &calls[1].op), now);
+    // Run for a while, answering correctly: every deadline lies ahead once nothing is due.
+    for _ in 0..200 {
+        while let Some(call) = worker.poll_call(now) {
+            let answer = table.apply("worker-0", &call.op);
+            worker.on_answer(call.id, answer, now);
+        }
+        let next = worker
+            .poll_timeout()
+            .expect("a worker always has a next scan");
+        assert!(next > now, "a deadline at or before now: {:?}", now - next);
+        now = next;
+    }
+    assert_eq!(table.items.len(), 2, "the failed create was made again");
 }

@@ -373,6 +373,11 @@ impl LeaseCoordinator {
     /// The next operation to make now, if any.
     pub fn poll_call(&mut self, now: Instant) -> Option<LeaseCall> {
         self.expire_held(now);
+        // A create's pause once over is no deadline any more (it would wake a driver at
+        // once, for ever).
+        if self.create_retry_at.is_some_and(|t| t <= now) {
+            self.create_retry_at = None;
+        }
         // Checkpoints first: they carry the application's progress.
         let checkpoint = self
             .held
