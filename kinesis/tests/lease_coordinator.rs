@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kpl_codec::HashRange;
 use kpl_kinesis::source::lease::{
-    Lease, LeaseAnswer, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
+    Lease, LeaseAnswer, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent, LeaseOp,
 };
 use kpl_kinesis::source::{Checkpoint, ShardNode, StartPosition};
 use sim_lease_table::Table;
@@ -480,4 +480,65 @@ fn a_failed_create_leaves_no_deadline_in_the_past() {
         now = next;
     }
     assert_eq!(table.items.len(), 2, "the failed create was made again");
+}
+
+#[test]
+fn a_child_lease_is_made_only_after_its_parents_lease() {
+    // Found by the lease_coordinator fuzz target: a parent's create failed, its child's
+    // lease was made anyway, and the child looked free to take (a parent without a lease
+    // counts as gone): read before its parent.
+    let mut table = Table::default();
+    let mut worker = LeaseCoordinator::new(LeaseConfig {
+        failover_time: FAILOVER,
+        ..LeaseConfig::new("worker-0")
+    });
+    let now = Instant::now();
+    let scan = worker.poll_call(now).expect("a scan");
+    worker.on_answer(scan.id, table.apply("worker-0", &scan.op), now);
+    worker.on_shards(&[
+        node("parent", None, false),
+        node("child", Some("parent"), true),
+    ]);
+    let mut creates = Vec::new();
+    while let Some(call) = worker.poll_call(now) {
+        creates.push(call);
+    }
+    let keys: Vec<String> = creates
+        .iter()
+        .filter_map(|c| match &c.op {
+            LeaseOp::Create(l) => Some(l.lease_key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["parent".to_owned()],
+        "the child waits for its parent's lease"
+    );
+    worker.on_answer(
+        creates[0].id,
+        LeaseAnswer::Failed {
+            code: "ProvisionedThroughputExceededException".into(),
+            message: "slow down".into(),
+        },
+        now,
+    );
+    // Until the parent's lease is in the table, no child lease and nothing taken.
+    let mut now = now;
+    for _ in 0..100 {
+        while let Some(call) = worker.poll_call(now) {
+            if let LeaseOp::Create(l) = &call.op {
+                assert!(
+                    l.lease_key == "parent" || table.items.contains_key("parent"),
+                    "child lease made before its parent's"
+                );
+            }
+            let answer = table.apply("worker-0", &call.op);
+            worker.on_answer(call.id, answer, now);
+        }
+        now = worker.poll_timeout().expect("a deadline");
+    }
+    assert!(table.items.contains_key("child"));
+    let held: Vec<&str> = worker.held().collect();
+    assert_eq!(held, vec!["parent"], "the child waits for its parent's end");
 }

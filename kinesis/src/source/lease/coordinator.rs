@@ -218,8 +218,8 @@ enum Purpose {
 ///   conditional write on the counter and owner this worker wrote, which fails once the
 ///   lease is lost; a lease checkpointed at `SHARD_END` is let go (no longer renewed);
 /// - leases are created (a write on condition the key does not exist) for shards of the
-///   stream that have none: with the start position when the table is empty, at
-///   `TRIM_HORIZON` for shards born later (children must be read whole).
+///   stream that have none, parents before children: with the start position when the
+///   table is empty, at `TRIM_HORIZON` for shards born later (children must be read whole).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -756,8 +756,26 @@ impl LeaseCoordinator {
     fn missing_lease(&self) -> Option<Lease> {
         let known = |id: &str| self.table.contains_key(id) || self.creating.contains(id);
         let initial = self.initial.as_ref()?;
+        let latest = matches!(self.config.start, StartPosition::Latest);
+        // A listed parent gets its lease first (a child whose parent's lease is missing would
+        // look free to take, its parent gone), unless it is never to get one: a shard closed
+        // before a LATEST start.
+        let waits_for = |id: &str| {
+            self.shards.iter().any(|p| {
+                p.shard_id == id
+                    && !self.table.contains_key(id)
+                    && !(latest && !p.open && initial.contains(id))
+            })
+        };
         for node in &self.shards {
             if known(&node.shard_id) {
+                continue;
+            }
+            if [&node.parent, &node.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .any(|p| waits_for(p))
+            {
                 continue;
             }
             let checkpoint = if initial.contains(&node.shard_id) {
