@@ -96,7 +96,10 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
             builder = builder.region(region);
         }
         if let Some(table) = &args.lease_table {
-            let worker = args.worker_id.clone().unwrap_or_else(default_worker_id);
+            let worker = args
+                .worker_id
+                .clone()
+                .unwrap_or_else(|| LeaseSettings::default_worker_id("kpl"));
             let mut settings = LeaseSettings::new(table, worker);
             settings.failover_time = Duration::from_millis(args.failover_ms.max(1));
             settings.endpoint = args.dynamodb_endpoint.clone();
@@ -156,16 +159,6 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
         source.shutdown(Duration::from_secs(5)).await;
         Ok(())
     })
-}
-
-/// The host name and the process id: unique among workers unless set.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "kpl".to_owned());
-    format!("{host}-{}", std::process::id())
 }
 
 /// Ctrl-C or SIGTERM.

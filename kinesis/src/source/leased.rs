@@ -33,6 +33,17 @@ pub struct LeaseSettings {
 }
 
 impl LeaseSettings {
+    /// A worker id unique among the workers of one host: the host name (`fallback` when it
+    /// cannot be read) and the process id.
+    pub fn default_worker_id(fallback: &str) -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| fallback.to_owned());
+        format!("{host}-{}", std::process::id())
+    }
+
     /// Table `table`, worker `worker_id`, the defaults otherwise.
     pub fn new(table: impl Into<String>, worker_id: impl Into<String>) -> Self {
         LeaseSettings {

@@ -182,7 +182,8 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
                     "not with lease_table: the checkpoints are kept in the leases".into(),
                 ));
             }
-            let worker = prop("worker_id").unwrap_or_else(default_worker_id);
+            let worker =
+                prop("worker_id").unwrap_or_else(|| LeaseSettings::default_worker_id("fluent-bit"));
             let mut leases = LeaseSettings::new(table, worker);
             if let Some(v) = prop("failover_time") {
                 let ms = parse_millis(&v).map_err(|e| err("failover_time", e))?;
@@ -213,16 +214,6 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
         buffer_bytes,
         policy,
     })
-}
-
-/// The host name and the process id: unique among the workers unless `worker_id` is set.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "fluent-bit".to_owned());
-    format!("{host}-{}", std::process::id())
 }
 
 fn err(property: &str, message: String) -> SettingError {
