@@ -1,5 +1,6 @@
 //! The driver's retry paths against scripted Kinesis answers: throttling, server errors,
-//! per-record throughput errors, non-retryable errors, the record TTL, and request timeouts.
+//! per-record throughput errors, non-retryable errors, the record TTL, and request timeouts;
+//! and `Sink::put_batch`, which must put exactly as `Sink::put` one record at a time does.
 //!
 //! Most tests hand the sink a client from `aws-smithy-mocks` (SDK retries off, so that every
 //! retry seen is the sink's own) and run on tokio's paused clock: no real socket is
@@ -31,8 +32,8 @@ use aws_sdk_kinesis::types::{HashKeyRange, PutRecordsResultEntry, SequenceNumber
 use aws_sdk_kinesis::Client;
 use aws_smithy_mocks::{mock, mock_client, MockResponse, Rule, RuleMode};
 use kpl_kinesis::sink::{
-    Config, ErrorInfo, Failure, FailureReason, Outcome, PendingOutcome, Sink, Stats, Success,
-    UserRecord, GUARD_TIMEOUT,
+    Config, ErrorInfo, Failure, FailureReason, Outcome, PendingOutcome, Sink, SinkError, Stats,
+    Success, UserRecord, GUARD_TIMEOUT,
 };
 use tokio::time::Instant;
 
@@ -866,4 +867,125 @@ async fn guard_times_out_a_call_on_a_client_without_attempt_timeout() {
     // By construction: nothing but the guard's 1.2 s could end the first attempt.
     assert!(elapsed >= Duration::from_millis(1_200), "{elapsed:?}");
     sink.shutdown(Duration::from_secs(10)).await;
+}
+
+/// The shard of [`TWO_SHARDS`] a partition key routes to, from its MD5 (md-5, not the
+/// sink's multi-lane hashing), read as a big-endian 128-bit number.
+fn shard_of_partition_key(key: &str) -> &'static str {
+    use md5::{Digest, Md5};
+    let hash = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
+    if hash < 1 << 127 {
+        SHARD_0
+    } else {
+        SHARD_1
+    }
+}
+
+/// Records routed by partition key (no explicit hash key), 40 of them (more than a SIMD
+/// batch of 16 lanes, so that several kernel passes and a remainder run), one of them
+/// invalid (an empty partition key) and one with an explicit hash key among them.
+fn keyed_records() -> Vec<UserRecord> {
+    (0..40)
+        .map(|i| match i {
+            7 => UserRecord::new("", "no key"),
+            23 => record("explicit", 1),
+            _ => UserRecord::new(format!("key-{i}"), format!("data {i}")),
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn put_batch_puts_exactly_as_put_does_one_by_one() {
+    let outcomes = {
+        let mock = mock_kinesis(TWO_SHARDS, |call, input| {
+            all_stored(TWO_SHARDS, call, input)
+        });
+        let sink = sink_with(mock.client.clone(), fast_config()).await;
+        let results = sink.put_batch(keyed_records()).await;
+        assert_eq!(results.len(), 40);
+        let mut outcomes = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(p) => outcomes.push(Some(p)),
+                Err(SinkError::Invalid(_)) if i == 7 => outcomes.push(None),
+                Err(e) => panic!("record {i}: {e}"),
+            }
+        }
+        sink.flush().await;
+        let mut settled = Vec::new();
+        for p in outcomes {
+            settled.push(match p {
+                Some(p) => Some(p.await),
+                None => None,
+            });
+        }
+        sink.shutdown(Duration::from_secs(1)).await;
+        settled
+    };
+    // The same records put one by one, on a sink of their own.
+    let mock = mock_kinesis(TWO_SHARDS, |call, input| {
+        all_stored(TWO_SHARDS, call, input)
+    });
+    let sink = sink_with(mock.client.clone(), fast_config()).await;
+    let mut one_by_one = Vec::new();
+    for r in keyed_records() {
+        one_by_one.push(sink.put(r).await.ok());
+    }
+    sink.flush().await;
+    for (i, (batch, single)) in outcomes.iter().zip(one_by_one).enumerate() {
+        let single = match single {
+            Some(p) => Some(p.await),
+            None => None,
+        };
+        let shard = |o: &Option<Outcome>| o.as_ref().map(|o| success(o).shard_id.to_string());
+        assert_eq!(shard(batch), shard(&single), "record {i}");
+        let expected = match i {
+            7 => None,
+            23 => Some(SHARD_1.to_owned()),
+            _ => Some(shard_of_partition_key(&format!("key-{i}")).to_owned()),
+        };
+        assert_eq!(shard(batch), expected, "record {i}");
+    }
+    sink.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn put_batch_until_hands_back_in_order_what_found_no_room() {
+    // Nothing is ever stored: the two records the buffer holds stay until their TTL.
+    let mock = mock_kinesis(TWO_SHARDS, |_, _| http_error(400, THROTTLING_BODY));
+    let config = Config {
+        max_buffered_records: 2,
+        record_ttl: 10_000,
+        ..fast_config()
+    };
+    let sink = sink_with(mock.client.clone(), config).await;
+    let records: Vec<UserRecord> = (0..5)
+        .map(|i| UserRecord::new(format!("key-{i}"), "x"))
+        .collect();
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(500);
+    let results = sink.put_batch_until(records, Some(deadline)).await;
+    // It waited for room until the deadline, and no longer.
+    assert_eq!(started.elapsed(), Duration::from_millis(500));
+    let mut pending = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match (i, result) {
+            (0 | 1, Ok(p)) => pending.push(p),
+            (2.., Err(SinkError::Full(back))) => assert_eq!(back.partition_key, format!("key-{i}")),
+            (i, Ok(_)) => panic!("record {i} was put beyond the buffer's two records"),
+            (i, Err(e)) => panic!("record {i}: {e}"),
+        }
+    }
+    assert_eq!(sink.stats().user_records_put, 2);
+    for p in pending {
+        let f = failure(&p.await).clone();
+        assert!(matches!(f.reason, FailureReason::Expired(_)), "{f}");
+    }
+    // Room came back with the outcomes: the rest goes in now, without waiting.
+    let now = Instant::now();
+    let again = sink
+        .put_batch_until(vec![UserRecord::new("key-2", "x")], Some(now))
+        .await;
+    assert!(matches!(again.as_slice(), [Ok(_)]));
+    sink.shutdown(Duration::from_secs(1)).await;
 }

@@ -371,30 +371,17 @@ impl Core {
         records: Vec<UserRecord>,
         now: Instant,
     ) -> Vec<Result<RecordId, PutError>> {
-        let keys: Vec<&[u8]> = records
-            .iter()
-            .filter(|r| r.explicit_hash_key.is_none())
-            .map(|r| r.partition_key.as_bytes())
-            .collect();
-        let mut hashed = vec![0u128; keys.len()];
-        kpl_codec::hash_keys(&keys, &mut hashed);
-        drop(keys);
-        let mut hashed = hashed.into_iter();
+        let hashed = partition_hash_keys(&records);
         records
             .into_iter()
-            .map(|record| {
-                let hash_key = match record.explicit_hash_key {
-                    None => hashed.next(),
-                    Some(_) => None,
-                };
-                self.put_keyed(record, hash_key, now)
-            })
+            .zip(hashed)
+            .map(|(record, hash_key)| self.put_keyed(record, hash_key, now))
             .collect()
     }
 
     /// [`Core::put`], the hash key of the record's partition key already computed if
-    /// given (it has no explicit hash key).
-    fn put_keyed(
+    /// given: it must be what [`partition_hash_keys`] gave for this record.
+    pub(crate) fn put_keyed(
         &mut self,
         record: UserRecord,
         hash_key: Option<u128>,
@@ -1145,6 +1132,27 @@ impl Core {
             }
         }
     }
+}
+
+/// For each record without an explicit hash key, the hash key of its partition key (the
+/// MD5s computed side by side in SIMD lanes, [`kpl_codec::hash_keys`]); `None` for the
+/// others, whose key comes from their explicit hash key.
+pub(crate) fn partition_hash_keys(records: &[UserRecord]) -> Vec<Option<u128>> {
+    let keys: Vec<&[u8]> = records
+        .iter()
+        .filter(|r| r.explicit_hash_key.is_none())
+        .map(|r| r.partition_key.as_bytes())
+        .collect();
+    let mut hashed = vec![0u128; keys.len()];
+    kpl_codec::hash_keys(&keys, &mut hashed);
+    let mut hashed = hashed.into_iter();
+    records
+        .iter()
+        .map(|r| match r.explicit_hash_key {
+            None => hashed.next(),
+            Some(_) => None,
+        })
+        .collect()
 }
 
 /// A user record's hash key: its explicit hash key, else the MD5 of its partition key.

@@ -24,6 +24,28 @@ use super::{
     RecordId, RequestFailure, RequestId, ShardInfo, Stats, Transmit, UserRecord, GUARD_TIMEOUT,
 };
 
+/// Puts a record into the core (its partition key's hash key given if already computed)
+/// and registers the waiter of its outcome; [`SinkError::Full`] hands it back.
+fn admit(
+    state: &mut State,
+    record: UserRecord,
+    hash_key: Option<u128>,
+    now: Instant,
+) -> Result<PendingOutcome, SinkError> {
+    if state.closed {
+        return Err(SinkError::Closed);
+    }
+    match state.core.put_keyed(record, hash_key, now) {
+        Ok(id) => {
+            let (tx, rx) = oneshot::channel();
+            state.waiters.insert(id, tx);
+            Ok(PendingOutcome { id, rx })
+        }
+        Err(PutError::Full(record)) => Err(SinkError::Full(record)),
+        Err(PutError::Invalid(e)) => Err(SinkError::Invalid(e)),
+    }
+}
+
 /// The time, read through tokio's clock (which is the system's monotonic clock, unless a
 /// test paused it: then time advances only when every task waits on a timer, and
 /// timing is exact), as the `std::time::Instant` the core takes.
@@ -40,7 +62,7 @@ pub enum SinkError {
     NoStream,
     /// The record is invalid; it will never be accepted.
     Invalid(kpl_codec::EncodeError),
-    /// `try_put` only: the buffer is full; the record is handed back.
+    /// `try_put` and `put_batch_until` only: the buffer is full; the record is handed back.
     Full(UserRecord),
     /// The sink is shutting down or shut down.
     Closed,
@@ -259,20 +281,79 @@ impl Sink {
 
     /// Puts a record if there is room now; [`SinkError::Full`] hands it back otherwise.
     pub fn try_put(&self, record: UserRecord) -> Result<PendingOutcome, SinkError> {
-        let mut state = self.shared.lock();
-        if state.closed {
-            return Err(SinkError::Closed);
+        let put = admit(&mut self.shared.lock(), record, None, tokio_now());
+        if put.is_ok() {
+            self.shared.wake.notify_one();
         }
-        match state.core.put(record, tokio_now()) {
-            Ok(id) => {
-                let (tx, rx) = oneshot::channel();
-                state.waiters.insert(id, tx);
-                drop(state);
-                self.shared.wake.notify_one();
-                Ok(PendingOutcome { id, rx })
+        put
+    }
+
+    /// Puts each record in order as [`Sink::put`] would, waiting while the buffer is full,
+    /// with one result per record; but the hash keys of their partition keys are computed
+    /// all at once, side by side in SIMD lanes, before the sink's lock is taken, and the
+    /// lock is taken once per run of records that fit rather than once per record.
+    ///
+    /// Not cancel-safe: a dropped call loses the outcomes of the records it had put (they
+    /// are still sent). To bound the wait, use [`Sink::put_batch_until`].
+    pub async fn put_batch(
+        &self,
+        records: Vec<UserRecord>,
+    ) -> Vec<Result<PendingOutcome, SinkError>> {
+        self.put_batch_until(records, None).await
+    }
+
+    /// [`Sink::put_batch`], waiting for room at most until `deadline` (if any): the record
+    /// that found none by then comes back as [`SinkError::Full`], and so does every record
+    /// after it, not put either, so that records are always put in their order.
+    pub async fn put_batch_until(
+        &self,
+        records: Vec<UserRecord>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<Result<PendingOutcome, SinkError>> {
+        let hashed = super::core::partition_hash_keys(&records);
+        let mut results = Vec::with_capacity(records.len());
+        let mut next = records.into_iter().zip(hashed);
+        let mut refused: Option<(UserRecord, Option<u128>)> = None;
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let mut put_any = false;
+            {
+                let mut state = self.shared.lock();
+                let now = tokio_now();
+                while let Some((record, hash_key)) = refused.take().or_else(|| next.next()) {
+                    match admit(&mut state, record, hash_key, now) {
+                        Err(SinkError::Full(record)) => {
+                            refused = Some((record, hash_key));
+                            break;
+                        }
+                        put => {
+                            put_any |= put.is_ok();
+                            results.push(put);
+                        }
+                    }
+                }
             }
-            Err(PutError::Full(record)) => Err(SinkError::Full(record)),
-            Err(PutError::Invalid(e)) => Err(SinkError::Invalid(e)),
+            if put_any {
+                self.shared.wake.notify_one();
+            }
+            let Some((record, hash_key)) = refused.take() else {
+                return results;
+            };
+            let room_came = match deadline {
+                None => {
+                    room.await;
+                    true
+                }
+                Some(deadline) => tokio::time::timeout_at(deadline, room).await.is_ok(),
+            };
+            if !room_came {
+                results.push(Err(SinkError::Full(record)));
+                results.extend(next.map(|(record, _)| Err(SinkError::Full(record))));
+                return results;
+            }
+            refused = Some((record, hash_key));
         }
     }
 
