@@ -12,7 +12,7 @@ use std::time::Duration;
 use kpl_fluent_bit::abi::{FLB_ERROR, FLB_OK, FLB_RETRY};
 use kpl_fluent_bit::log::Logger;
 use kpl_fluent_bit::msgpack::events;
-use kpl_kinesis::sink::{FailureReason, Outcome, PendingOutcome, Sink, SinkError};
+use kpl_kinesis::sink::{FailureReason, Outcome, PendingOutcome, Sink, SinkError, UserRecord};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -26,6 +26,10 @@ const RETRY_MEMORY_CHUNKS: usize = 4096;
 
 /// Per-chunk log lines about records that can never be sent, before a summary.
 const UNSENDABLE_LINES: usize = 5;
+/// How many records of a chunk are put into the sink at once (`Sink::put_batch_until`:
+/// their partition keys hashed together), between which the sink's driver, on this same
+/// thread, gets to run.
+const PUT_GROUP: usize = 256;
 
 struct Job {
     tag: Vec<u8>,
@@ -287,54 +291,70 @@ async fn flush(ctx: &Ctx, tag: &[u8], chunk: &[u8]) -> c_int {
     let mut pending: Vec<(usize, PendingOutcome)> = Vec::new();
     let mut malformed = None;
     let mut room = true;
-    for (i, event) in events(chunk).enumerate() {
-        let event = match event {
-            Ok(event) => event,
-            Err(e) => {
-                malformed = Some(e);
-                break;
-            }
-        };
-        if settled.contains(i) {
-            continue;
-        }
-        if !room {
-            tally.unsettled += 1;
-            continue;
-        }
-        let record = match ctx.shaper.shape(&event, tag, &mut keys) {
-            Ok(record) => record,
-            Err(reason) => {
-                unsendable(ctx, &mut tally, &tag_text, i, &reason);
-                settled.insert(i);
+    // Records are put PUT_GROUP at a time (their partition keys hashed together, side by
+    // side in SIMD lanes), in event order.
+    let mut group: Vec<(usize, UserRecord)> = Vec::with_capacity(PUT_GROUP);
+    let mut events = events(chunk).enumerate();
+    let mut more = true;
+    while more {
+        while group.len() < PUT_GROUP {
+            let (i, event) = match events.next() {
+                None => {
+                    more = false;
+                    break;
+                }
+                Some((_, Err(e))) => {
+                    malformed = Some(e);
+                    more = false;
+                    break;
+                }
+                Some((i, Ok(event))) => (i, event),
+            };
+            if settled.contains(i) {
                 continue;
             }
-        };
+            if !room {
+                tally.unsettled += 1;
+                continue;
+            }
+            match ctx.shaper.shape(&event, tag, &mut keys) {
+                Ok(record) => group.push((i, record)),
+                Err(reason) => {
+                    unsendable(ctx, &mut tally, &tag_text, i, &reason);
+                    settled.insert(i);
+                }
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let (indices, records): (Vec<usize>, Vec<UserRecord>) = group.drain(..).unzip();
+        let results = ctx.sink.put_batch_until(records, Some(deadline)).await;
+        for (i, result) in indices.into_iter().zip(results) {
+            match result {
+                Ok(p) => pending.push((i, p)),
+                Err(SinkError::Invalid(e)) => {
+                    unsendable(ctx, &mut tally, &tag_text, i, &e.to_string());
+                    settled.insert(i);
+                }
+                Err(e) => {
+                    if room {
+                        tally.last_error = Some(match e {
+                            SinkError::Full(_) => format!(
+                                "no buffer room for {} ms: Kinesis is not keeping up",
+                                ctx.put_wait.as_millis()
+                            ),
+                            e => log_line(&e),
+                        });
+                    }
+                    tally.unsettled += 1;
+                    room = false;
+                }
+            }
+        }
         // The sink's driver runs on this same thread: let it work (answers, deadlines)
         // while a large chunk is being put.
-        if i % 256 == 255 {
-            tokio::task::yield_now().await;
-        }
-        match tokio::time::timeout_at(deadline, ctx.sink.put(record)).await {
-            Ok(Ok(p)) => pending.push((i, p)),
-            Ok(Err(SinkError::Invalid(e))) => {
-                unsendable(ctx, &mut tally, &tag_text, i, &e.to_string());
-                settled.insert(i);
-            }
-            Ok(Err(e)) => {
-                tally.last_error = Some(log_line(&e));
-                tally.unsettled += 1;
-                room = false;
-            }
-            Err(_) => {
-                tally.last_error = Some(format!(
-                    "no buffer room for {} ms: Kinesis is not keeping up",
-                    ctx.put_wait.as_millis()
-                ));
-                tally.unsettled += 1;
-                room = false;
-            }
-        }
+        tokio::task::yield_now().await;
     }
     for (i, p) in pending {
         match p.await {

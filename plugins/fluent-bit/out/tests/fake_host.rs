@@ -565,3 +565,57 @@ fn hints_in_the_log_name_the_plugins_properties_not_cli_flags() {
     assert_eq!(log.matches(&line).count(), 2, "{log}");
     assert!(!log.contains("--endpoint"), "{log}");
 }
+
+#[test]
+fn a_full_buffer_retries_the_chunk_and_the_retry_stores_every_record_once() {
+    let _s = serial();
+    set_fake_credentials();
+    let kinesis = FakeKinesis::start(1);
+    kinesis.refuse_all(true);
+    // A buffer of 10 records: the chunk's 50 cannot all be put while nothing is stored.
+    let config = std::env::temp_dir().join(format!("kpl-fb-full-{}.toml", std::process::id()));
+    std::fs::write(&config, "MaxBufferedRecords = 10\n").unwrap();
+    let config_path = config.to_string_lossy().into_owned();
+    let mut host = Host::load();
+    let (_, out) = host.init(&props(
+        &kinesis,
+        "full",
+        &[
+            ("kpl_config", config_path.as_str()),
+            ("partition_key", "$k"),
+            ("record_ttl", "2000"),
+            ("record_max_buffered_time", "10"),
+        ],
+    ));
+    std::fs::remove_file(&config).unwrap();
+    let out = out.expect("init");
+    let events: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("key-{i}"), format!("line {i}")))
+        .collect();
+    let c = chunk(&events);
+    // The first 10 wait in the buffer until their TTL, the other 40 for room that never
+    // comes: nothing is stored and the chunk is retried.
+    assert_eq!(host.flush(&out, "t", &c), FLB_RETRY, "{}", log_text());
+    assert!(kinesis.stored().is_empty());
+    assert!(
+        log_text().contains("50 records not stored yet"),
+        "{}",
+        log_text()
+    );
+    // Kinesis is back: the retried chunk goes through the 10-record buffer, every record
+    // once, in order within its partition key.
+    kinesis.refuse_all(false);
+    assert_eq!(host.flush(&out, "t", &c), FLB_OK, "{}", log_text());
+    let stored = user_records(&kinesis.stored(), "full", 1);
+    let mut keys: Vec<&str> = stored.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort();
+    let mut expected: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "every record once");
+    for (key, data) in &stored {
+        let value: serde_json::Value = serde_json::from_slice(data).expect("JSON");
+        let i = key.strip_prefix("key-").unwrap();
+        assert_eq!(value["msg"], format!("line {i}"), "{key}");
+    }
+    host.exit(out);
+}
