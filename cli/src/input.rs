@@ -2,7 +2,7 @@
 //! (`raw`, `base64`, `hex`, `lambda`, `get-records`) and the NDJSON user records of
 //! `kpl encode`.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use base64::alphabet;
@@ -44,20 +44,20 @@ impl KinesisInput {
 fn open_lines<'a>(
     file: Option<&Path>,
     stdin: &'a mut dyn Read,
-) -> Result<Box<dyn std::io::BufRead + 'a>, CliError> {
-    match file {
-        Some(path) if path.as_os_str() != "-" => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-            Ok(Box::new(std::io::BufReader::new(file)))
-        }
-        _ => Ok(Box::new(std::io::BufReader::new(stdin))),
-    }
+) -> Result<std::io::BufReader<Box<dyn Read + 'a>>, CliError> {
+    let input: Box<dyn Read + 'a> = match file {
+        Some(path) if path.as_os_str() != "-" => Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        _ => Box::new(stdin),
+    };
+    Ok(std::io::BufReader::new(input))
 }
 
 /// An input read line by line, each line numbered from 1 and without its `\n`.
 pub struct NumberedLines<'a> {
-    reader: Box<dyn std::io::BufRead + 'a>,
+    reader: std::io::BufReader<Box<dyn Read + 'a>>,
     line: Vec<u8>,
     number: usize,
 }
@@ -70,6 +70,12 @@ impl<'a> NumberedLines<'a> {
             line: Vec::new(),
             number: 0,
         })
+    }
+
+    /// Whether a whole next line is already read in: `next_line` would not wait for the
+    /// input (a pipe that is slow to write, say).
+    pub fn line_ready(&self) -> bool {
+        self.reader.buffer().contains(&b'\n')
     }
 
     /// The next line and its number, `None` at the end.

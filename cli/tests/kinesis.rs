@@ -21,6 +21,10 @@ fn main() {
             put_lines,
         ),
         Trial::test(
+            "put_from_a_slow_pipe_stores_each_line_before_the_next_comes",
+            put_slow_pipe,
+        ),
+        Trial::test(
             "tail_prints_every_record_once_with_shard_and_sequence",
             tail_all,
         ),
@@ -176,6 +180,69 @@ fn put_lines() -> Result<(), Failed> {
             line("bob", "{\"user\":\"bob\",\"msg\":2}"),
             line("ann", "{\"user\":\"ann\",\"msg\":5}"),
         ])
+    );
+    Ok(())
+}
+
+/// `kpl put` reading a pipe whose writer waits for each line to be stored before writing
+/// the next (as `tail -f log | kpl put` would see): a line must go out without waiting for
+/// more input, whatever the put path groups.
+fn put_slow_pipe() -> Result<(), Failed> {
+    const STREAM: &str = "cli-slow-pipe";
+    let rt = runtime();
+    let admin = rt.block_on(async { support::admin() });
+    rt.block_on(support::create_stream(&admin, STREAM, 1));
+    let config = patient_config_file(STREAM);
+    let mut child = kpl(&["put", "--stream", STREAM, "--lines", "--quiet"])
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kpl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut result: Result<(), Failed> = Ok(());
+    for n in 1..=3usize {
+        writeln!(stdin, "slow line {n}").expect("write a line");
+        stdin.flush().expect("flush the pipe");
+        // Bounded: a put that held the line back for more input never stores it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let stored = loop {
+            let stored = rt.block_on(support::read_all(&admin, STREAM));
+            let (delivered, _) = support::kcl_view(&stored);
+            if delivered.len() >= n || std::time::Instant::now() > deadline {
+                break delivered;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        if stored.len() != n {
+            result = Err(format!(
+                "{} records stored after line {n} was written: {stored:?}",
+                stored.len()
+            )
+            .into());
+            break;
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("kpl put ends");
+    let _ = std::fs::remove_file(&config);
+    result?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = rt.block_on(support::read_all(&admin, STREAM));
+    let (delivered, _) = support::kcl_view(&stored);
+    let data: Vec<Vec<u8>> = delivered.into_iter().map(|(_, d)| d).collect();
+    assert_eq!(
+        data,
+        (1..=3)
+            .map(|n| format!("slow line {n}").into_bytes())
+            .collect::<Vec<_>>()
     );
     Ok(())
 }
