@@ -511,47 +511,40 @@ async fn put(server: &Server, protocol: Protocol, request: PutRequest, single: b
         }
     };
     let deadline = tokio::time::Instant::now() + server.admission_wait;
-    let mut pending: Vec<Result<PendingOutcome, EntryAnswer>> =
-        Vec::with_capacity(request.records.len());
-    let mut full = false;
-    for entry in request.records {
-        if full {
-            pending.push(Err(throttled(
-                "the aggregating buffer is full: retry later",
-            )));
-            continue;
-        }
-        let record = UserRecord {
+    let records = request
+        .records
+        .into_iter()
+        .map(|entry| UserRecord {
             partition_key: entry.partition_key,
             explicit_hash_key: entry.explicit_hash_key,
             data: entry.data,
-        };
-        let put = match sink.try_put(record) {
-            Err(SinkError::Full(record)) => {
-                match tokio::time::timeout_at(deadline, sink.put(record)).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        full = true;
-                        pending.push(Err(throttled(
-                            "the aggregating buffer stayed full: the stream is not keeping up; retry later",
-                        )));
-                        continue;
-                    }
+        })
+        .collect();
+    // The request's records in order (their partition keys hashed together); those that
+    // found no room by the deadline come back, and the client is told to retry them.
+    let mut full = false;
+    let pending: Vec<Result<PendingOutcome, EntryAnswer>> = sink
+        .put_batch_until(records, Some(deadline))
+        .await
+        .into_iter()
+        .map(|put| {
+            put.map_err(|e| match e {
+                SinkError::Full(_) if !full => {
+                    full = true;
+                    throttled("the aggregating buffer stayed full: the stream is not keeping up; retry later")
                 }
-            }
-            other => other,
-        };
-        pending.push(put.map_err(|e| match e {
-            SinkError::Closed => EntryAnswer::Failed {
-                code: "InternalFailure".into(),
-                message: "the server is shutting down".into(),
-            },
-            other => EntryAnswer::Failed {
-                code: "InvalidArgumentException".into(),
-                message: other.to_string(),
-            },
-        }));
-    }
+                SinkError::Full(_) => throttled("the aggregating buffer is full: retry later"),
+                SinkError::Closed => EntryAnswer::Failed {
+                    code: "InternalFailure".into(),
+                    message: "the server is shutting down".into(),
+                },
+                other => EntryAnswer::Failed {
+                    code: "InvalidArgumentException".into(),
+                    message: other.to_string(),
+                },
+            })
+        })
+        .collect();
     let mut answers = Vec::with_capacity(pending.len());
     for p in pending {
         let a = match p {
