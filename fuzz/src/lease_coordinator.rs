@@ -4,14 +4,18 @@
 //! by path); operations answered in any order, correctly or with a failure (DynamoDB
 //! throttling or unreachable); time moved by any step or to a deadline; checkpoints (at a
 //! sequence number or `SHARD_END`); workers killed, restarted under their name, shut down;
-//! the table edited behind their backs (an intruder takes a lease); shards listed with
+//! the table edited behind their backs (an intruder takes a lease, or asks for it with a
+//! KCL 3 graceful handoff); shards listed with
 //! lineage. Then a drain: every surviving worker answered correctly for several failover
 //! times.
 //!
 //! Checked (a panic is a bug):
 //! - a checkpoint reaches the table only through a conditional write by the lease's owner,
 //!   and the coordinator's acquired/lost events for each worker alternate per shard;
-//! - a checkpoint is accepted exactly for a held lease;
+//! - a checkpoint is accepted exactly for a lease held or being handed over, and a graceful
+//!   handoff (the coordinator's own, or a KCL 3 leader's, played by the intruder) is
+//!   finished only by the lease's `checkpointOwner`;
+//! - `HandingOff` comes only for a held lease, and `Lost` after it;
 //! - a deadline from `poll_timeout` is in the future of a worker with nothing to do;
 //! - after the drain, every lease not finished whose parents are finished is held by
 //!   exactly one alive worker (the table's owner), and the shares differ by at most one.
@@ -53,6 +57,8 @@ enum Op {
     Restart(u8),
     Shutdown(u8),
     Intruder(u8),
+    /// A KCL 3 leader moves a lease to another worker with a graceful handoff.
+    Kcl3Handoff(u8),
     Shards(u8),
 }
 
@@ -67,6 +73,8 @@ struct Worker {
     alive: bool,
     waiting: Vec<LeaseCall>,
     holding: BTreeSet<String>,
+    /// Leases it hands over (from its events).
+    leaving: BTreeSet<String>,
 }
 
 fn key(i: usize) -> String {
@@ -81,6 +89,7 @@ fn worker(n: usize) -> Worker {
         alive: true,
         waiting: Vec::new(),
         holding: BTreeSet::new(),
+        leaving: BTreeSet::new(),
     }
 }
 
@@ -98,13 +107,38 @@ impl Harness {
                 LeaseEvent::Acquired { shard_id, .. } => {
                     assert!(worker.holding.insert(shard_id), "acquired twice");
                 }
-                LeaseEvent::Lost { shard_id } | LeaseEvent::Finished { shard_id } => {
-                    assert!(worker.holding.remove(&shard_id), "lost what it did not hold");
+                LeaseEvent::HandingOff { shard_id } => {
+                    assert!(
+                        worker.holding.remove(&shard_id),
+                        "handing off what it did not hold"
+                    );
+                    worker.leaving.insert(shard_id);
+                }
+                LeaseEvent::Lost { shard_id } => {
+                    assert!(
+                        worker.holding.remove(&shard_id) || worker.leaving.remove(&shard_id),
+                        "lost what it did not hold"
+                    );
+                }
+                LeaseEvent::Finished { shard_id } => {
+                    assert!(
+                        worker.holding.remove(&shard_id),
+                        "finished what it did not hold"
+                    );
                 }
             }
         }
         let held: BTreeSet<String> = worker.coordinator.held().map(str::to_owned).collect();
         assert_eq!(held, worker.holding, "events and held leases disagree");
+        let leaving: BTreeSet<String> = worker
+            .coordinator
+            .handing_off()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            leaving, worker.leaving,
+            "events and leases handed over disagree"
+        );
     }
 
     fn poll(&mut self, w: usize) {
@@ -128,11 +162,26 @@ impl Harness {
             Fault::None => {
                 let before = self.table.items.clone();
                 let answer = self.table.apply(&id, &call.op);
-                if let (LeaseOp::Checkpoint { lease_key, .. }, LeaseAnswer::Written) =
-                    (&call.op, &answer)
-                {
-                    let owner = before.get(lease_key).and_then(|l| l.lease_owner.clone());
-                    assert_eq!(owner.as_deref(), Some(id.as_str()), "a checkpoint by a non-owner");
+                match (&call.op, &answer) {
+                    (LeaseOp::Checkpoint { lease_key, .. }, LeaseAnswer::Written) => {
+                        let owner = before.get(lease_key).and_then(|l| l.lease_owner.clone());
+                        assert_eq!(
+                            owner.as_deref(),
+                            Some(id.as_str()),
+                            "a checkpoint by a non-owner"
+                        );
+                    }
+                    (LeaseOp::FinishHandoff { lease_key, .. }, LeaseAnswer::Written) => {
+                        let from = before
+                            .get(lease_key)
+                            .and_then(|l| l.checkpoint_owner.clone());
+                        assert_eq!(
+                            from.as_deref(),
+                            Some(id.as_str()),
+                            "a handoff finished by another"
+                        );
+                    }
+                    _ => {}
                 }
                 answer
             }
@@ -187,11 +236,18 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
                 } else {
                     LeaseCheckpoint::At(Checkpoint::new(format!("{}", u64::from(*shard) + 1), 0))
                 };
-                let held = h.workers[w].coordinator.held().any(|s| s == key(usize::from(*shard)));
-                let result = h.workers[w]
-                    .coordinator
-                    .checkpoint(&key(usize::from(*shard)), cp);
-                assert_eq!(result.is_ok(), held, "a checkpoint accepted exactly for a held lease");
+                let k = key(usize::from(*shard));
+                let coordinator = &h.workers[w].coordinator;
+                let held = coordinator
+                    .held()
+                    .chain(coordinator.handing_off())
+                    .any(|s| s == k);
+                let result = h.workers[w].coordinator.checkpoint(&k, cp);
+                assert_eq!(
+                    result.is_ok(),
+                    held,
+                    "a checkpoint accepted exactly for a lease held or handed over"
+                );
             }
             Op::Kill(w) => {
                 let w = usize::from(*w) % n;
@@ -208,6 +264,14 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
                 if let Some(l) = h.table.items.get_mut(&key(usize::from(*shard))) {
                     l.lease_owner = Some("intruder".into());
                     l.lease_counter += 1;
+                }
+            }
+            Op::Kcl3Handoff(shard) => {
+                if let Some(l) = h.table.items.get_mut(&key(usize::from(*shard))) {
+                    if l.checkpoint_owner.is_none() && l.lease_owner.is_some() {
+                        l.checkpoint_owner = l.lease_owner.take();
+                        l.lease_owner = Some("intruder".into());
+                    }
                 }
             }
             Op::Shards(count) => {
@@ -231,6 +295,7 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
     for l in h.table.items.values_mut() {
         if l.lease_owner.as_deref() == Some("intruder") {
             l.lease_owner = None;
+            l.checkpoint_owner = None;
             l.lease_counter += 1;
         }
     }
@@ -257,7 +322,10 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
                 h.poll(w);
             }
             if let Some(t) = h.workers[w].coordinator.poll_timeout() {
-                assert!(t > h.now, "a deadline not in the future of a worker with nothing to do");
+                assert!(
+                    t > h.now,
+                    "a deadline not in the future of a worker with nothing to do"
+                );
             }
         }
         let next = alive
@@ -300,9 +368,17 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
             .copied()
             .filter(|w| h.workers[*w].holding.contains(k))
             .collect();
-        assert_eq!(holders.len(), 1, "lease {k} held by {holders:?} after the drain");
+        assert_eq!(
+            holders.len(),
+            1,
+            "lease {k} held by {holders:?} after the drain"
+        );
         let owner = h.table.items.get(k).and_then(|l| l.lease_owner.clone());
-        assert_eq!(owner, Some(format!("worker-{}", holders[0])), "holder is not the owner");
+        assert_eq!(
+            owner,
+            Some(format!("worker-{}", holders[0])),
+            "holder is not the owner"
+        );
         *per.entry(holders[0]).or_default() += 1;
     }
     let max = per.values().max().copied().unwrap_or(0);

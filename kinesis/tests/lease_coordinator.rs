@@ -22,6 +22,8 @@ struct Worker {
     alive: bool,
     /// Shards it reads, from its events.
     reading: BTreeSet<String>,
+    /// Shards it hands over (no longer read), from its events.
+    leaving: BTreeSet<String>,
     events: Vec<(Duration, LeaseEvent)>,
 }
 
@@ -33,6 +35,9 @@ struct Cluster {
     shards: Vec<ShardNode>,
     /// (worker, shard) read without owning the lease, since when.
     mismatch: BTreeMap<(usize, String), Instant>,
+    /// Whether two alive workers may read one shard at once (a lease taken behind its
+    /// owner's back); without it, after every step, at most one does.
+    overlap_allowed: bool,
 }
 
 impl Cluster {
@@ -45,6 +50,7 @@ impl Cluster {
             now: start,
             shards: Vec::new(),
             mismatch: BTreeMap::new(),
+            overlap_allowed: false,
         };
         for _ in 0..workers {
             c.join(LeaseConfig::new(""));
@@ -63,6 +69,7 @@ impl Cluster {
             coordinator,
             alive: true,
             reading: BTreeSet::new(),
+            leaving: BTreeSet::new(),
             events: Vec::new(),
         });
         self.workers.len() - 1
@@ -98,8 +105,21 @@ impl Cluster {
                         LeaseEvent::Acquired { shard_id, .. } => {
                             assert!(w.reading.insert(shard_id.clone()), "acquired twice");
                         }
-                        LeaseEvent::Lost { shard_id } | LeaseEvent::Finished { shard_id } => {
-                            assert!(w.reading.remove(shard_id), "lost what it did not hold");
+                        LeaseEvent::HandingOff { shard_id } => {
+                            assert!(
+                                w.reading.remove(shard_id),
+                                "handing off what it did not hold"
+                            );
+                            w.leaving.insert(shard_id.clone());
+                        }
+                        LeaseEvent::Lost { shard_id } => {
+                            assert!(
+                                w.reading.remove(shard_id) || w.leaving.remove(shard_id),
+                                "lost what it did not hold"
+                            );
+                        }
+                        LeaseEvent::Finished { shard_id } => {
+                            assert!(w.reading.remove(shard_id), "finished what it did not hold");
                         }
                     }
                     w.events.push((at, e));
@@ -141,6 +161,17 @@ impl Cluster {
     /// is in that window (and its checkpoints fail).
     fn check_exclusive(&mut self) {
         let now = self.now;
+        if !self.overlap_allowed {
+            let mut readers: BTreeMap<&String, usize> = BTreeMap::new();
+            for w in self.workers.iter().filter(|w| w.alive) {
+                for s in &w.reading {
+                    *readers.entry(s).or_default() += 1;
+                }
+            }
+            if let Some((shard, n)) = readers.iter().find(|(_, n)| **n > 1) {
+                panic!("{shard} read by {n} workers at once");
+            }
+        }
         let mut wrong = BTreeMap::new();
         for (i, w) in self.workers.iter().enumerate().filter(|(_, w)| w.alive) {
             for s in &w.reading {
@@ -236,22 +267,184 @@ fn a_dead_workers_shards_move_within_two_failover_times() {
 }
 
 #[test]
-fn a_joining_worker_steals_toward_an_even_share() {
+fn a_joining_worker_gets_an_even_share_by_graceful_handoffs() {
     let mut c = Cluster::new(table_of(8), 1);
     c.run_for(FAILOVER * 2);
     assert_eq!(c.counts(), vec![8]);
     c.join(LeaseConfig::new(""));
+    // No shard is ever read by both (checked after every step): each moves by a handoff.
     c.run_for(FAILOVER * 12);
     assert_eq!(c.counts(), vec![4, 4]);
-    let lost: usize = c.workers[0]
+    let count =
+        |f: fn(&LeaseEvent) -> bool| c.workers[0].events.iter().filter(|(_, e)| f(e)).count();
+    assert_eq!(
+        count(|e| matches!(e, LeaseEvent::HandingOff { .. })),
+        4,
+        "the first worker handed over exactly four leases"
+    );
+    assert_eq!(count(|e| matches!(e, LeaseEvent::Lost { .. })), 4);
+    // Each handoff: started by the newcomer, finished by the first worker.
+    let started = |w: &str| {
+        c.table
+            .writes
+            .iter()
+            .filter(|(by, op)| by == w && matches!(op, LeaseOp::StartHandoff { .. }))
+            .count()
+    };
+    let finished = c
+        .table
+        .writes
+        .iter()
+        .filter(|(by, op)| by == "worker-0" && matches!(op, LeaseOp::FinishHandoff { .. }))
+        .count();
+    assert_eq!((started("worker-1"), finished), (4, 4));
+    assert!(c.table.items.values().all(|l| l.checkpoint_owner.is_none()));
+}
+
+/// Steps until worker `w` has an event that `f` picks; its shard.
+fn step_until(
+    c: &mut Cluster,
+    w: usize,
+    limit: Duration,
+    f: impl Fn(&LeaseEvent) -> Option<String>,
+) -> String {
+    let until = c.now + limit;
+    loop {
+        if let Some(shard) = c.workers[w].events.iter().find_map(|(_, e)| f(e)) {
+            return shard;
+        }
+        assert!(c.now < until, "no such event within {limit:?}");
+        c.step();
+    }
+}
+
+#[test]
+fn a_handoff_carries_the_checkpoint_reported_after_it_began() {
+    let mut c = Cluster::new(table_of(2), 1);
+    c.run_for(FAILOVER);
+    c.join(LeaseConfig::new(""));
+    let shard = step_until(&mut c, 0, FAILOVER * 6, |e| match e {
+        LeaseEvent::HandingOff { shard_id } => Some(shard_id.clone()),
+        _ => None,
+    });
+    // The records worker 0 delivered before the handoff are processed now: their
+    // checkpoint is taken, and goes with the lease.
+    let cp = LeaseCheckpoint::At(Checkpoint::new("4959", 2));
+    c.workers[0]
+        .coordinator
+        .checkpoint(&shard, cp.clone())
+        .expect("a lease handed over still takes checkpoints");
+    let acquired = step_until(&mut c, 1, FAILOVER * 2, |e| match e {
+        LeaseEvent::Acquired {
+            shard_id,
+            checkpoint,
+        } if *shard_id == shard => Some(format!("{checkpoint:?}")),
+        _ => None,
+    });
+    assert_eq!(acquired, format!("{cp:?}"), "the newcomer starts after it");
+    assert!(
+        c.workers[0].coordinator.checkpoint(&shard, cp).is_err(),
+        "gone once handed over"
+    );
+    assert_eq!(c.table.items[&shard].owner_switches_since_checkpoint, 0);
+}
+
+#[test]
+fn a_handoff_whose_owner_died_is_taken_after_the_failover_time() {
+    let mut c = Cluster::new(table_of(2), 1);
+    let cp = LeaseCheckpoint::At(Checkpoint::new("77", 0));
+    c.settle();
+    for shard in keys(2) {
+        c.workers[0]
+            .coordinator
+            .checkpoint(&shard, cp.clone())
+            .expect("held");
+    }
+    c.run_for(FAILOVER);
+    c.join(LeaseConfig::new(""));
+    // Worker 0 dies as soon as the newcomer starts a handoff (time moves only after all
+    // the workers did what they could at the current time).
+    c.settle();
+    let until = c.now + FAILOVER * 4;
+    let asked = loop {
+        if let Some(l) = c
+            .table
+            .items
+            .values()
+            .find(|l| l.checkpoint_owner.is_some())
+        {
+            break l.lease_key.clone();
+        }
+        assert!(c.now < until, "no handoff started");
+        c.step();
+    };
+    let asked_at = c.now;
+    c.workers[0].alive = false;
+    c.run_for(FAILOVER * 3);
+    assert_eq!(c.counts(), vec![2], "the newcomer reads both shards");
+    let taken = c.workers[1]
         .events
         .iter()
-        .filter(|(_, e)| matches!(e, LeaseEvent::Lost { .. }))
-        .count();
-    assert_eq!(
-        lost, 4,
-        "the first worker lost exactly the four stolen leases"
-    );
+        .filter_map(|(at, e)| match e {
+            LeaseEvent::Acquired {
+                checkpoint,
+                shard_id,
+            } => Some((shard_id.clone(), c.start + *at, checkpoint.clone())),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(taken.len(), 2);
+    for (shard, at, checkpoint) in taken {
+        assert_eq!(checkpoint, cp, "from the dead owner's checkpoint");
+        if shard == asked {
+            // Not before the handoff's owner had the failover time to finish it.
+            let after = at - asked_at;
+            assert!(after >= FAILOVER, "taken {after:?} after the handoff began");
+            assert!(
+                after <= FAILOVER + FAILOVER / 5,
+                "taken {after:?} after: too late"
+            );
+        }
+    }
+    assert!(c.table.items.values().all(|l| l.checkpoint_owner.is_none()));
+}
+
+#[test]
+fn a_kcl3_style_handoff_asked_of_this_worker_is_honoured() {
+    let mut c = Cluster::new(table_of(1), 1);
+    c.settle();
+    let shard = keys(1)[0].clone();
+    let cp = LeaseCheckpoint::At(Checkpoint::new("4960", 0));
+    c.workers[0]
+        .coordinator
+        .checkpoint(&shard, cp.clone())
+        .expect("held");
+    // Before it is written, a KCL 3 leader moves the lease to another worker, as KCL 3
+    // writes it: `leaseOwner` the next owner, `checkpointOwner` this one, counter unchanged.
+    let counter = {
+        let item = c.table.items.get_mut(&shard).expect("item");
+        item.lease_owner = Some("kcl-worker".into());
+        item.checkpoint_owner = Some("worker-0".into());
+        item.lease_counter
+    };
+    c.overlap_allowed = true;
+    c.run_for(FAILOVER);
+    let kinds: Vec<&str> = c.workers[0]
+        .events
+        .iter()
+        .map(|(_, e)| match e {
+            LeaseEvent::Acquired { .. } => "acquired",
+            LeaseEvent::HandingOff { .. } => "handing off",
+            LeaseEvent::Lost { .. } => "lost",
+            LeaseEvent::Finished { .. } => "finished",
+        })
+        .collect();
+    assert_eq!(kinds, ["acquired", "handing off", "lost"]);
+    let item = &c.table.items[&shard];
+    assert_eq!(item.lease_owner.as_deref(), Some("kcl-worker"));
+    assert_eq!(item.checkpoint_owner, None, "the handoff is finished");
+    assert_eq!(item.checkpoint, cp, "with the last checkpoint");
+    assert_eq!(item.lease_counter, counter + 1);
 }
 
 #[test]
@@ -322,7 +515,10 @@ impl Cluster {
             w.coordinator.on_answer(call.id, answer, self.now);
         }
         while let Some(e) = w.coordinator.poll_event() {
-            if let LeaseEvent::Lost { shard_id } | LeaseEvent::Finished { shard_id } = &e {
+            if let LeaseEvent::Lost { shard_id }
+            | LeaseEvent::Finished { shard_id }
+            | LeaseEvent::HandingOff { shard_id } = &e
+            {
                 w.reading.remove(shard_id);
             }
         }

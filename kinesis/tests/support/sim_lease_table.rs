@@ -1,5 +1,5 @@
-//! A lease table that applies each operation's condition as DynamoDB does (counter and
-//! owner), for the lease coordinator's scenario tests (`tests/lease_coordinator.rs`) and
+//! A lease table that applies each operation's condition as DynamoDB does (counter, owner
+//! and `checkpointOwner`), for the lease coordinator's scenario tests (`tests/lease_coordinator.rs`) and
 //! its fuzz target (which includes this file by path).
 #![allow(dead_code)]
 
@@ -48,7 +48,11 @@ impl Table {
                 }
             }
             LeaseOp::Renew { lease_key, counter } => match self.items.get_mut(lease_key) {
-                Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
+                Some(l)
+                    if l.lease_counter == *counter
+                        && l.lease_owner == me
+                        && l.checkpoint_owner.is_none() =>
+                {
                     l.lease_counter += 1;
                     LeaseAnswer::Written
                 }
@@ -58,12 +62,60 @@ impl Table {
                 lease_key,
                 counter,
                 owner,
+                checkpoint_owner,
             } => match self.items.get_mut(lease_key) {
-                Some(l) if l.lease_counter == *counter && l.lease_owner == *owner => {
+                Some(l)
+                    if l.lease_counter == *counter
+                        && l.lease_owner == *owner
+                        && l.checkpoint_owner == *checkpoint_owner =>
+                {
                     if l.lease_owner != me {
                         l.owner_switches_since_checkpoint += 1;
                     }
                     l.lease_owner = me;
+                    l.checkpoint_owner = None;
+                    l.lease_counter += 1;
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
+            LeaseOp::Read { lease_key } => {
+                return LeaseAnswer::Scanned(
+                    self.items.get(lease_key).cloned().into_iter().collect(),
+                )
+            }
+            LeaseOp::StartHandoff {
+                lease_key,
+                counter,
+                owner,
+            } => match self.items.get_mut(lease_key) {
+                Some(l)
+                    if l.lease_counter == *counter
+                        && l.lease_owner.as_ref() == Some(owner)
+                        && l.checkpoint_owner.is_none() =>
+                {
+                    l.checkpoint_owner = Some(owner.clone());
+                    l.lease_owner = me;
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
+            LeaseOp::FinishHandoff {
+                lease_key,
+                counter,
+                checkpoint,
+                next_owner,
+            } => match self.items.get_mut(lease_key) {
+                Some(l)
+                    if l.lease_counter == *counter
+                        && l.checkpoint_owner == me
+                        && l.lease_owner.as_ref() == Some(next_owner) =>
+                {
+                    if let Some(cp) = checkpoint {
+                        l.checkpoint = cp.clone();
+                        l.owner_switches_since_checkpoint = 0;
+                    }
+                    l.checkpoint_owner = None;
                     l.lease_counter += 1;
                     LeaseAnswer::Written
                 }

@@ -52,9 +52,10 @@ pub enum LeaseOp {
         /// The counter this worker last wrote.
         counter: u64,
     },
-    /// If `leaseCounter = counter` and the owner is `owner` (absent for `None`): this
-    /// worker becomes the owner, `leaseCounter + 1`, and `ownerSwitchesSinceCheckpoint + 1`
-    /// when the owner changes.
+    /// If `leaseCounter = counter`, the owner is `owner` (absent for `None`) and
+    /// `checkpointOwner` is `checkpoint_owner` (absent for `None`): this worker becomes the
+    /// owner, `checkpointOwner` is removed, `leaseCounter + 1`, and
+    /// `ownerSwitchesSinceCheckpoint + 1` when the owner changes.
     Take {
         /// The lease.
         lease_key: String,
@@ -62,6 +63,42 @@ pub enum LeaseOp {
         counter: u64,
         /// The owner last seen.
         owner: Option<String>,
+        /// The `checkpointOwner` last seen: set only for a lease whose graceful handoff
+        /// never finished (its previous owner gone).
+        checkpoint_owner: Option<String>,
+    },
+    /// Read one lease (strongly consistent): answer [`LeaseAnswer::Scanned`] with it, or
+    /// with nothing if it does not exist.
+    Read {
+        /// The lease.
+        lease_key: String,
+    },
+    /// A graceful handoff, as KCL 3 starts one: if `leaseCounter = counter`, the owner is
+    /// `owner` and there is no `checkpointOwner`: `checkpointOwner = owner`, and this
+    /// worker becomes the owner (the counter unchanged). The previous owner stops reading,
+    /// writes its last checkpoint and ends the handoff ([`LeaseOp::FinishHandoff`]); only
+    /// then does this worker read.
+    StartHandoff {
+        /// The lease.
+        lease_key: String,
+        /// The counter last seen.
+        counter: u64,
+        /// The owner last seen, who hands the lease over.
+        owner: String,
+    },
+    /// The end of a graceful handoff, by the previous owner: if `leaseCounter = counter`,
+    /// `checkpointOwner` is this worker and the owner is `next_owner`: the checkpoint if
+    /// any (`ownerSwitchesSinceCheckpoint = 0`), `checkpointOwner` removed,
+    /// `leaseCounter + 1`.
+    FinishHandoff {
+        /// The lease.
+        lease_key: String,
+        /// The counter this worker last wrote.
+        counter: u64,
+        /// Its last checkpoint, if not written yet.
+        checkpoint: Option<LeaseCheckpoint>,
+        /// The owner it hands the lease to.
+        next_owner: String,
     },
     /// If `leaseCounter = counter` and `leaseOwner` is this worker: set the checkpoint,
     /// `ownerSwitchesSinceCheckpoint = 0`, `leaseCounter + 1`.
@@ -120,8 +157,16 @@ pub enum LeaseEvent {
         /// Where its lease says it got to.
         checkpoint: LeaseCheckpoint,
     },
-    /// This worker no longer holds the shard's lease (taken by another worker, not
-    /// renewed in time, or released on shutdown): stop delivering its records.
+    /// Another worker asked for the shard's lease (a graceful handoff): stop reading the
+    /// shard and delivering its records, but keep reporting the checkpoints of the records
+    /// already delivered ([`LeaseCoordinator::checkpoint`]): the last of them goes with the
+    /// lease, shortly, and [`LeaseEvent::Lost`] follows.
+    HandingOff {
+        /// The shard.
+        shard_id: String,
+    },
+    /// This worker no longer holds the shard's lease (taken by another worker, handed
+    /// over, not renewed in time, or released on shutdown): stop delivering its records.
     Lost {
         /// The shard.
         shard_id: String,
@@ -172,12 +217,78 @@ struct Held {
     pending: Option<LeaseCheckpoint>,
     /// After a failed operation (not a failed condition): nothing before this time.
     retry_at: Option<Instant>,
+    /// A write on it failed its condition: it is read to learn why (taken, or a graceful
+    /// handoff asked of this worker) before anything else is done with it.
+    verify: bool,
 }
 
 impl Held {
+    fn new(counter: u64, now: Instant) -> Self {
+        Held {
+            counter,
+            written_at: now,
+            busy: false,
+            pending: None,
+            retry_at: None,
+            verify: false,
+        }
+    }
+
     /// Nothing in flight on it and no failure to wait out.
     fn ready(&self, now: Instant) -> bool {
         !self.busy && self.retry_at.is_none_or(|t| t <= now)
+    }
+}
+
+/// A lease this worker hands over (graceful handoff): its shard is no longer read; the
+/// last checkpoint reported goes with it.
+#[derive(Debug, Clone)]
+struct HandingOff {
+    /// The counter this worker last wrote (a handoff's start leaves it unchanged).
+    counter: u64,
+    /// The worker it goes to.
+    next_owner: String,
+    /// When this worker learnt of the handoff.
+    since: Instant,
+    /// The last checkpoint reported and not written yet.
+    pending: Option<LeaseCheckpoint>,
+    /// When to end it (checkpoints reported meanwhile go with it); again after a failure.
+    finish_at: Instant,
+    busy: bool,
+}
+
+/// A lease this worker asked for with a graceful handoff: its owner finishes first.
+#[derive(Debug, Clone)]
+struct Awaiting {
+    /// When the handoff started.
+    since: Instant,
+    /// When to read the lease next, to see whether the handoff finished.
+    read_at: Instant,
+    busy: bool,
+    /// Its owner never finished the handoff: the take to make instead of the next read.
+    force: Option<Planned>,
+}
+
+/// A take or a handoff decided by the last scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    key: String,
+    counter: u64,
+    owner: Option<String>,
+    checkpoint_owner: Option<String>,
+    /// From a live owner: a graceful handoff rather than a take.
+    handoff: bool,
+}
+
+impl Planned {
+    fn of(lease: &Lease, handoff: bool) -> Self {
+        Planned {
+            key: lease.lease_key.clone(),
+            counter: lease.lease_counter,
+            owner: lease.lease_owner.clone(),
+            checkpoint_owner: lease.checkpoint_owner.clone(),
+            handoff,
+        }
     }
 }
 
@@ -190,6 +301,12 @@ enum Purpose {
     Take(String, u64),
     Checkpoint(String, LeaseCheckpoint),
     Release(String),
+    /// A held lease read after a failed condition.
+    Verify(String),
+    StartHandoff(String),
+    /// An awaited lease read.
+    Await(String),
+    FinishHandoff(String, Option<LeaseCheckpoint>),
 }
 
 /// The sans-IO lease coordinator: one worker's side of KCL's lease protocol. Handed the
@@ -209,9 +326,19 @@ enum Purpose {
 /// - the target is an even share: `ceil(leases / workers)`, counting the leases not
 ///   finished whose parents are finished, and the workers holding a lease that is not
 ///   expired, plus this one. Below it, a worker takes free and expired leases (in key
-///   order) up to the target; when there are none, it steals one lease from the most loaded
-///   worker if that one holds more than the target (or the target while this one holds two
-///   fewer);
+///   order) up to the target; when there are none, it asks for one lease of the most
+///   loaded worker if that one holds more than the target (or the target while this one
+///   holds two fewer);
+/// - asking is a graceful handoff, as KCL 3 makes them: the asker becomes `leaseOwner` and
+///   the owner `checkpointOwner`, the counter unchanged. The owner's next renewal fails;
+///   it reads the lease, stops reading the shard ([`LeaseEvent::HandingOff`]), waits
+///   `failover_time / 10` for the checkpoints of the records it delivered, then writes the
+///   last one and removes `checkpointOwner` in one conditional write. The asker reads the
+///   lease every `failover_time / 10` and reads the shard once `checkpointOwner` is gone,
+///   from that checkpoint; if it is still there after `failover_time` (the owner died),
+///   the asker takes the lease. So a shard that moves between live workers is never read
+///   by two at once, and is read again only from records whose checkpoint was not
+///   reported in time;
 /// - a lease is taken only once the leases of its shard's parents are at `SHARD_END` (or
 ///   gone): parents before children, across workers;
 /// - taking is a conditional write on the counter and owner last seen; a checkpoint is a
@@ -244,6 +371,8 @@ pub struct LeaseCoordinator {
     table: BTreeMap<String, Seen>,
     scanned: bool,
     scan_in_flight: bool,
+    /// When the scan in flight (or the last one) was handed out.
+    scan_started: Option<Instant>,
     next_scan: Option<Instant>,
     held: BTreeMap<String, Held>,
     /// Shards of the stream, from the source's last listing.
@@ -256,8 +385,12 @@ pub struct LeaseCoordinator {
     empty_at_start: Option<bool>,
     /// After a failed create: none before this time.
     create_retry_at: Option<Instant>,
-    /// Takes decided by the last scan, not handed out yet: (key, counter, owner).
-    to_take: VecDeque<(String, u64, Option<String>)>,
+    /// Takes and handoffs decided by the last scan, not handed out yet.
+    to_take: VecDeque<Planned>,
+    /// Leases this worker hands over.
+    handing_off: BTreeMap<String, HandingOff>,
+    /// Leases this worker asked for, until their owner hands them over.
+    awaiting: BTreeMap<String, Awaiting>,
     taking: BTreeSet<String>,
     in_flight: BTreeMap<LeaseCallId, Purpose>,
     next_id: u64,
@@ -273,6 +406,7 @@ impl LeaseCoordinator {
             table: BTreeMap::new(),
             scanned: false,
             scan_in_flight: false,
+            scan_started: None,
             next_scan: None,
             held: BTreeMap::new(),
             shards: Vec::new(),
@@ -281,6 +415,8 @@ impl LeaseCoordinator {
             empty_at_start: None,
             create_retry_at: None,
             to_take: VecDeque::new(),
+            handing_off: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             taking: BTreeSet::new(),
             in_flight: BTreeMap::new(),
             next_id: 0,
@@ -297,6 +433,12 @@ impl LeaseCoordinator {
     /// The shards whose leases this worker holds.
     pub fn held(&self) -> impl Iterator<Item = &str> {
         self.held.keys().map(String::as_str)
+    }
+
+    /// The shards whose leases this worker hands over: no longer read, their checkpoints
+    /// still taken.
+    pub fn handing_off(&self) -> impl Iterator<Item = &str> {
+        self.handing_off.keys().map(String::as_str)
     }
 
     /// Operations handed out and not answered yet.
@@ -330,31 +472,34 @@ impl LeaseCoordinator {
     }
 
     /// Records that shard `shard_id` was processed up to `checkpoint` (written as soon as
-    /// no other operation on the lease is in flight). Refused when this worker does not
-    /// hold the lease.
+    /// no other operation on the lease is in flight, or with the lease when it is handed
+    /// over). Refused when this worker neither holds nor hands over the lease.
     pub fn checkpoint(
         &mut self,
         shard_id: &str,
         checkpoint: LeaseCheckpoint,
     ) -> Result<(), LeaseLost> {
-        match self.held.get_mut(shard_id) {
-            Some(held) => {
-                held.pending = Some(checkpoint);
-                Ok(())
-            }
-            None => Err(LeaseLost {
-                shard_id: shard_id.to_owned(),
-            }),
+        if let Some(held) = self.held.get_mut(shard_id) {
+            held.pending = Some(checkpoint);
+            return Ok(());
         }
+        if let Some(leaving) = self.handing_off.get_mut(shard_id) {
+            leaving.pending = Some(checkpoint);
+            return Ok(());
+        }
+        Err(LeaseLost {
+            shard_id: shard_id.to_owned(),
+        })
     }
 
     /// Whether checkpoints wait to be written (or are being written).
     pub fn has_pending_checkpoints(&self) -> bool {
         self.held.values().any(|h| h.pending.is_some())
+            || self.handing_off.values().any(|h| h.pending.is_some())
             || self
                 .in_flight
                 .values()
-                .any(|p| matches!(p, Purpose::Checkpoint(..)))
+                .any(|p| matches!(p, Purpose::Checkpoint(..) | Purpose::FinishHandoff(..)))
     }
 
     /// Stops taking and renewing; pending checkpoints are written, then every held lease
@@ -362,12 +507,17 @@ impl LeaseCoordinator {
     pub fn shutdown(&mut self) {
         self.shutting_down = true;
         self.to_take.clear();
+        // Leases asked for are left to their owners' handoff (or to expire).
+        self.awaiting.clear();
     }
 
-    /// After [`shutdown`](Self::shutdown): every lease released (or lost) and nothing in
-    /// flight.
+    /// After [`shutdown`](Self::shutdown): every lease released, handed over (or lost) and
+    /// nothing in flight.
     pub fn is_shut_down(&self) -> bool {
-        self.shutting_down && self.held.is_empty() && self.in_flight.is_empty()
+        self.shutting_down
+            && self.held.is_empty()
+            && self.handing_off.is_empty()
+            && self.in_flight.is_empty()
     }
 
     /// The next operation to make now, if any.
@@ -378,11 +528,26 @@ impl LeaseCoordinator {
         if self.create_retry_at.is_some_and(|t| t <= now) {
             self.create_retry_at = None;
         }
+        // A lease whose write failed its condition is read first: taken, or handed over?
+        let verify = self
+            .held
+            .iter()
+            .find(|(_, h)| h.verify && h.ready(now))
+            .map(|(k, _)| k.clone());
+        if let Some(key) = verify {
+            if let Some(h) = self.held.get_mut(&key) {
+                h.busy = true;
+            }
+            let op = LeaseOp::Read {
+                lease_key: key.clone(),
+            };
+            return Some(self.call(Purpose::Verify(key), op));
+        }
         // Checkpoints first: they carry the application's progress.
         let checkpoint = self
             .held
             .iter()
-            .find(|(_, h)| h.ready(now) && h.pending.is_some())
+            .find(|(_, h)| !h.verify && h.ready(now) && h.pending.is_some())
             .map(|(k, _)| k.clone());
         if let Some(key) = checkpoint {
             let held = self.held.get_mut(&key)?;
@@ -395,11 +560,29 @@ impl LeaseCoordinator {
             };
             return Some(self.call(Purpose::Checkpoint(key, cp), op));
         }
+        // Handoffs whose wait for the last checkpoints is over.
+        let finish = self
+            .handing_off
+            .iter()
+            .find(|(_, h)| !h.busy && h.finish_at <= now)
+            .map(|(k, _)| k.clone());
+        if let Some(key) = finish {
+            let leaving = self.handing_off.get_mut(&key)?;
+            leaving.busy = true;
+            let checkpoint = leaving.pending.take();
+            let op = LeaseOp::FinishHandoff {
+                lease_key: key.clone(),
+                counter: leaving.counter,
+                checkpoint: checkpoint.clone(),
+                next_owner: leaving.next_owner.clone(),
+            };
+            return Some(self.call(Purpose::FinishHandoff(key, checkpoint), op));
+        }
         if self.shutting_down {
             let release = self
                 .held
                 .iter()
-                .find(|(_, h)| h.ready(now))
+                .find(|(_, h)| !h.verify && h.ready(now))
                 .map(|(k, h)| (k.clone(), h.counter));
             let (key, counter) = release?;
             if let Some(h) = self.held.get_mut(&key) {
@@ -413,6 +596,7 @@ impl LeaseCoordinator {
         }
         if !self.scan_in_flight && self.next_scan.is_none_or(|t| t <= now) {
             self.scan_in_flight = true;
+            self.scan_started = Some(now);
             self.next_scan = Some(now + self.config.failover_time);
             return Some(self.call(Purpose::Scan, LeaseOp::Scan));
         }
@@ -420,7 +604,9 @@ impl LeaseCoordinator {
             .held
             .iter()
             .find(|(_, h)| {
-                h.ready(now) && now.saturating_duration_since(h.written_at) >= self.renew_interval()
+                !h.verify
+                    && h.ready(now)
+                    && now.saturating_duration_since(h.written_at) >= self.renew_interval()
             })
             .map(|(k, h)| (k.clone(), h.counter));
         if let Some((key, counter)) = due {
@@ -433,14 +619,50 @@ impl LeaseCoordinator {
             };
             return Some(self.call(Purpose::Renew(key), op));
         }
-        if let Some((key, counter, owner)) = self.to_take.pop_front() {
-            self.taking.insert(key.clone());
-            let op = LeaseOp::Take {
+        // Leases asked for: read to see whether their owner handed them over.
+        let awaited = self
+            .awaiting
+            .iter()
+            .find(|(_, a)| !a.busy && a.read_at <= now)
+            .map(|(k, _)| k.clone());
+        if let Some(key) = awaited {
+            let a = self.awaiting.get_mut(&key)?;
+            a.busy = true;
+            if let Some(plan) = a.force.take() {
+                let op = LeaseOp::Take {
+                    lease_key: key.clone(),
+                    counter: plan.counter,
+                    owner: plan.owner,
+                    checkpoint_owner: plan.checkpoint_owner,
+                };
+                return Some(self.call(Purpose::Take(key, plan.counter), op));
+            }
+            let op = LeaseOp::Read {
                 lease_key: key.clone(),
-                counter,
-                owner,
             };
-            return Some(self.call(Purpose::Take(key, counter), op));
+            return Some(self.call(Purpose::Await(key), op));
+        }
+        if let Some(plan) = self.to_take.pop_front() {
+            self.taking.insert(plan.key.clone());
+            return Some(match (plan.handoff, plan.owner) {
+                (true, Some(owner)) => {
+                    let op = LeaseOp::StartHandoff {
+                        lease_key: plan.key.clone(),
+                        counter: plan.counter,
+                        owner,
+                    };
+                    self.call(Purpose::StartHandoff(plan.key), op)
+                }
+                (_, owner) => {
+                    let op = LeaseOp::Take {
+                        lease_key: plan.key.clone(),
+                        counter: plan.counter,
+                        owner,
+                        checkpoint_owner: plan.checkpoint_owner,
+                    };
+                    self.call(Purpose::Take(plan.key, plan.counter), op)
+                }
+            });
         }
         if self.scanned && !self.shutting_down && self.create_retry_at.is_none_or(|t| t <= now) {
             if let Some(lease) = self.missing_lease() {
@@ -468,11 +690,18 @@ impl LeaseCoordinator {
             } else {
                 at(ready);
             }
-            if h.pending.is_some() {
+            if h.pending.is_some() || h.verify {
                 at(ready);
             }
             // Given up locally if not renewed in time.
             at(h.written_at + self.config.failover_time);
+        }
+        for h in self.handing_off.values().filter(|h| !h.busy) {
+            at(h.finish_at);
+            at(h.since + self.config.failover_time);
+        }
+        for a in self.awaiting.values().filter(|a| !a.busy) {
+            at(a.read_at);
         }
         if let Some(t) = self.create_retry_at {
             at(t);
@@ -506,27 +735,53 @@ impl LeaseCoordinator {
             }
             Purpose::Take(key, counter) => {
                 self.taking.remove(&key);
+                let forced = self.awaiting.remove(&key).is_some();
                 if answer == LeaseAnswer::Written && !self.shutting_down {
                     let checkpoint = self
                         .table
                         .get(&key)
                         .map_or(LeaseCheckpoint::TrimHorizon, |s| s.lease.checkpoint.clone());
-                    self.held.insert(
-                        key.clone(),
-                        Held {
-                            counter: counter + 1,
-                            written_at: now,
-                            busy: false,
-                            pending: None,
-                            retry_at: None,
-                        },
-                    );
+                    self.held.insert(key.clone(), Held::new(counter + 1, now));
                     self.events.push_back(LeaseEvent::Acquired {
                         shard_id: key,
                         checkpoint,
                     });
+                } else if forced && !self.shutting_down && answer != LeaseAnswer::Written {
+                    // The handoff may have finished meanwhile: read again.
+                    self.await_lease(key, now, now);
                 }
             }
+            Purpose::StartHandoff(key) => {
+                self.taking.remove(&key);
+                if answer == LeaseAnswer::Written && !self.shutting_down {
+                    let since = now;
+                    self.await_lease(key, since, now + self.retry_delay());
+                }
+            }
+            Purpose::Await(key) => self.on_awaited(key, answer, now),
+            Purpose::Verify(key) => self.on_verified(key, answer, now),
+            Purpose::FinishHandoff(key, cp) => match answer {
+                LeaseAnswer::Written | LeaseAnswer::ConditionFailed => {
+                    if answer == LeaseAnswer::Written {
+                        if let (Some(seen), Some(cp)) = (self.table.get_mut(&key), cp) {
+                            seen.lease.checkpoint = cp;
+                        }
+                    }
+                    if self.handing_off.remove(&key).is_some() {
+                        self.events.push_back(LeaseEvent::Lost { shard_id: key });
+                    }
+                }
+                _ => {
+                    let delay = self.retry_delay();
+                    if let Some(h) = self.handing_off.get_mut(&key) {
+                        h.busy = false;
+                        h.finish_at = now + delay;
+                        if h.pending.is_none() {
+                            h.pending = cp;
+                        }
+                    }
+                }
+            },
             Purpose::Renew(key) => match answer {
                 LeaseAnswer::Written => {
                     if let Some(h) = self.held.get_mut(&key) {
@@ -536,7 +791,7 @@ impl LeaseCoordinator {
                         h.retry_at = None;
                     }
                 }
-                LeaseAnswer::ConditionFailed => self.lose(&key),
+                LeaseAnswer::ConditionFailed => self.verify(&key, None),
                 _ => self.failed(&key, now, None),
             },
             Purpose::Checkpoint(key, cp) => match answer {
@@ -558,7 +813,7 @@ impl LeaseCoordinator {
                             .push_back(LeaseEvent::Finished { shard_id: key });
                     }
                 }
-                LeaseAnswer::ConditionFailed => self.lose(&key),
+                LeaseAnswer::ConditionFailed => self.verify(&key, Some(cp)),
                 _ => self.failed(&key, now, Some(cp)),
             },
             Purpose::Release(key) => match answer {
@@ -566,6 +821,144 @@ impl LeaseCoordinator {
                 _ => self.failed(&key, now, None),
             },
         }
+    }
+
+    /// A held lease's write failed its condition: it is read before anything else is done
+    /// with it (a checkpoint that did not go is kept, unless a newer one came).
+    fn verify(&mut self, key: &str, checkpoint: Option<LeaseCheckpoint>) {
+        if let Some(h) = self.held.get_mut(key) {
+            h.busy = false;
+            h.verify = true;
+            if h.pending.is_none() {
+                h.pending = checkpoint;
+            }
+        }
+    }
+
+    /// The answer to reading a held lease whose write failed its condition: a graceful
+    /// handoff asked of this worker, or the lease is lost.
+    fn on_verified(&mut self, key: String, answer: LeaseAnswer, now: Instant) {
+        let me = self.config.worker_id.as_str();
+        match answer {
+            LeaseAnswer::Scanned(found) => {
+                let lease = found.into_iter().find(|l| l.lease_key == key);
+                let handoff = lease.as_ref().and_then(|l| {
+                    let next = l.lease_owner.as_deref().filter(|o| *o != me)?;
+                    (l.checkpoint_owner.as_deref() == Some(me))
+                        .then(|| (next.to_owned(), l.lease_counter))
+                });
+                match handoff {
+                    Some((next_owner, counter)) => self.hand_off(&key, next_owner, counter, now),
+                    None => self.lose(&key),
+                }
+                if let Some(lease) = lease {
+                    self.remember(lease, now);
+                }
+            }
+            _ => {
+                // Read again after a pause (given up if not settled within the failover
+                // time, as any held lease).
+                let delay = self.retry_delay();
+                if let Some(h) = self.held.get_mut(&key) {
+                    h.busy = false;
+                    h.retry_at = Some(now + delay);
+                }
+            }
+        }
+    }
+
+    /// Starts handing a held lease over to `next_owner`: its shard is no longer read, and
+    /// the checkpoints reported within the grace go with it.
+    fn hand_off(&mut self, key: &str, next_owner: String, counter: u64, now: Instant) {
+        let Some(held) = self.held.remove(key) else {
+            return;
+        };
+        self.handing_off.insert(
+            key.to_owned(),
+            HandingOff {
+                counter,
+                next_owner,
+                since: now,
+                pending: held.pending,
+                finish_at: now + self.retry_delay(),
+                busy: false,
+            },
+        );
+        self.events.push_back(LeaseEvent::HandingOff {
+            shard_id: key.to_owned(),
+        });
+    }
+
+    /// Waits for a lease asked for, reading it at `read_at`.
+    fn await_lease(&mut self, key: String, since: Instant, read_at: Instant) {
+        let since = self.awaiting.get(&key).map_or(since, |a| a.since);
+        self.awaiting.insert(
+            key,
+            Awaiting {
+                since,
+                read_at,
+                busy: false,
+                force: None,
+            },
+        );
+    }
+
+    /// The answer to reading a lease asked for.
+    fn on_awaited(&mut self, key: String, answer: LeaseAnswer, now: Instant) {
+        let Some(awaiting) = self.awaiting.get(&key).cloned() else {
+            return;
+        };
+        let me = self.config.worker_id.as_str();
+        let LeaseAnswer::Scanned(found) = answer else {
+            self.await_lease(key, awaiting.since, now + self.retry_delay());
+            return;
+        };
+        let Some(lease) = found.into_iter().find(|l| l.lease_key == key) else {
+            self.awaiting.remove(&key);
+            return;
+        };
+        if lease.lease_owner.as_deref() != Some(me) || self.shutting_down {
+            // Taken by another worker meanwhile.
+            self.awaiting.remove(&key);
+        } else if lease.checkpoint_owner.is_none() {
+            // Handed over: read from the checkpoint its previous owner left.
+            self.awaiting.remove(&key);
+            let checkpoint = lease.checkpoint.clone();
+            if lease.is_finished() {
+                // Nothing left to read in it.
+            } else {
+                self.held
+                    .insert(key.clone(), Held::new(lease.lease_counter, now));
+                self.events.push_back(LeaseEvent::Acquired {
+                    shard_id: key.clone(),
+                    checkpoint,
+                });
+            }
+        } else if now.saturating_duration_since(awaiting.since) >= self.config.failover_time {
+            // Its owner never finished: take it as the lease now stands.
+            self.await_lease(key.clone(), awaiting.since, now);
+            if let Some(a) = self.awaiting.get_mut(&key) {
+                a.force = Some(Planned::of(&lease, false));
+            }
+        } else {
+            self.await_lease(key.clone(), awaiting.since, now + self.retry_delay());
+        }
+        self.remember(lease, now);
+    }
+
+    /// A lease as just read: the table's view of it.
+    fn remember(&mut self, lease: Lease, now: Instant) {
+        let since = match self.table.get(&lease.lease_key) {
+            Some(old)
+                if old.lease.lease_counter == lease.lease_counter
+                    && old.lease.lease_owner == lease.lease_owner =>
+            {
+                old.since
+            }
+            _ => now,
+        };
+        self.table
+            .insert(lease.lease_key.clone(), Seen { lease, since });
     }
 
     fn renew_interval(&self) -> Duration {
@@ -617,6 +1010,17 @@ impl LeaseCoordinator {
         for key in stale {
             self.lose(&key);
         }
+        // A handoff that cannot be finished (DynamoDB unreachable) is given up the same way.
+        let stuck: Vec<String> = self
+            .handing_off
+            .iter()
+            .filter(|(_, h)| !h.busy && now.saturating_duration_since(h.since) >= failover)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stuck {
+            self.handing_off.remove(&key);
+            self.events.push_back(LeaseEvent::Lost { shard_id: key });
+        }
     }
 
     fn expired(&self, seen: &Seen, now: Instant) -> bool {
@@ -652,22 +1056,52 @@ impl LeaseCoordinator {
             table.insert(lease.lease_key.clone(), Seen { lease, since });
         }
         self.table = table;
-        // A held lease now owned by someone else (or gone) is lost.
+        // A held lease now owned by someone else (or gone) is lost, or handed over when
+        // this worker is its `checkpointOwner`; not one written since the scan was handed
+        // out (taken meanwhile: the scan shows it as it was before).
         let me = self.config.worker_id.clone();
+        let scanned_at = self.scan_started;
         let lost: Vec<String> = self
             .held
-            .keys()
-            .filter(|k| {
-                !self.held.get(*k).is_some_and(|h| h.busy)
+            .iter()
+            .filter(|(k, h)| {
+                !h.busy
+                    && !h.verify
+                    && scanned_at.is_none_or(|t| h.written_at < t)
                     && self
                         .table
                         .get(*k)
                         .is_none_or(|s| s.lease.lease_owner.as_deref() != Some(me.as_str()))
             })
-            .cloned()
+            .map(|(k, _)| k.clone())
             .collect();
         for key in lost {
-            self.lose(&key);
+            let handoff = self.table.get(&key).and_then(|s| {
+                let next = s.lease.lease_owner.clone()?;
+                (s.lease.checkpoint_owner.as_deref() == Some(me.as_str()))
+                    .then_some((next, s.lease.lease_counter))
+            });
+            match handoff {
+                Some((next_owner, counter)) => self.hand_off(&key, next_owner, counter, now),
+                None => self.lose(&key),
+            }
+        }
+        // A lease asked for that another worker took meanwhile is not awaited any more.
+        let gone: Vec<String> = self
+            .awaiting
+            .iter()
+            .filter(|(k, a)| {
+                !a.busy
+                    && scanned_at.is_none_or(|t| a.since < t)
+                    && self
+                        .table
+                        .get(*k)
+                        .is_none_or(|s| s.lease.lease_owner.as_deref() != Some(me.as_str()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.awaiting.remove(&key);
         }
         if !self.shutting_down {
             self.plan_takes(now);
@@ -695,7 +1129,8 @@ impl LeaseCoordinator {
                 }
             }
         }
-        let mine = self.held.len();
+        // Leases held, asked for, and being taken or asked for now.
+        let mine = self.held.len() + self.awaiting.len() + self.taking.len();
         let target = candidates
             .len()
             .div_ceil(load.len())
@@ -704,29 +1139,29 @@ impl LeaseCoordinator {
             return;
         }
         let want = target - mine;
-        let free: Vec<(String, u64, Option<String>)> = candidates
+        let busy = |key: &String| {
+            self.held.contains_key(key)
+                || self.taking.contains(key)
+                || self.awaiting.contains_key(key)
+                || self.handing_off.contains_key(key)
+        };
+        let free: Vec<Planned> = candidates
             .iter()
-            .filter(|s| !self.held.contains_key(&s.lease.lease_key))
-            .filter(|s| !self.taking.contains(&s.lease.lease_key))
+            .filter(|s| !busy(&s.lease.lease_key))
             .filter(|s| {
-                // Ours in the table but not held (a restart under the same id), free, or
-                // expired.
-                s.lease.lease_owner.as_deref() == Some(me) || self.expired(s, now)
+                // Ours in the table but not held (a restart under the same id) and not in a
+                // handoff, free, or expired (a handoff that never finished included).
+                (s.lease.lease_owner.as_deref() == Some(me) && s.lease.checkpoint_owner.is_none())
+                    || self.expired(s, now)
             })
-            .map(|s| {
-                (
-                    s.lease.lease_key.clone(),
-                    s.lease.lease_counter,
-                    s.lease.lease_owner.clone(),
-                )
-            })
+            .map(|s| Planned::of(&s.lease, false))
             .take(want)
             .collect();
         if !free.is_empty() {
             self.to_take.extend(free);
             return;
         }
-        // Steal one from the most loaded worker.
+        // Ask the most loaded worker for one, with a graceful handoff.
         let Some((victim, most)) = load
             .iter()
             .filter(|(w, _)| **w != me)
@@ -736,19 +1171,14 @@ impl LeaseCoordinator {
             return;
         };
         if most > target || (most == target && mine + 1 < target) {
-            let steal = candidates
+            let ask = candidates
                 .iter()
                 .filter(|s| s.lease.lease_owner.as_deref() == Some(victim.as_str()))
-                .filter(|s| !self.taking.contains(&s.lease.lease_key))
-                .map(|s| {
-                    (
-                        s.lease.lease_key.clone(),
-                        s.lease.lease_counter,
-                        s.lease.lease_owner.clone(),
-                    )
-                })
+                .filter(|s| s.lease.checkpoint_owner.is_none())
+                .filter(|s| !busy(&s.lease.lease_key))
+                .map(|s| Planned::of(&s.lease, true))
                 .next();
-            self.to_take.extend(steal);
+            self.to_take.extend(ask);
         }
     }
 

@@ -152,6 +152,9 @@ pub fn to_item(lease: &Lease) -> HashMap<String, AttributeValue> {
     if let Some(k) = &lease.ending_hash_key {
         item.insert(attr::ENDING_HASH_KEY.to_owned(), s(k));
     }
+    if let Some(o) = &lease.checkpoint_owner {
+        item.insert(attr::CHECKPOINT_OWNER.to_owned(), s(o));
+    }
     item
 }
 
@@ -188,6 +191,7 @@ pub fn from_item(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
         child_shard_ids: set(attr::CHILD_SHARD_IDS),
         starting_hash_key: text(attr::STARTING_HASH_KEY),
         ending_hash_key: text(attr::ENDING_HASH_KEY),
+        checkpoint_owner: text(attr::CHECKPOINT_OWNER).filter(|o| !o.is_empty()),
     })
 }
 
@@ -217,6 +221,7 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             lease_key,
             counter,
             owner,
+            checkpoint_owner,
         } => {
             let mut request = update_h(client, table, &lease_key, worker, counter);
             request = if owner.as_deref() != Some(worker) {
@@ -230,13 +235,73 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             } else {
                 request.update_expression("SET #o = :me, #c = :next REMOVE #h")
             };
-            request = match &owner {
-                Some(o) => request
-                    .condition_expression("#c = :c AND #o = :owner AND attribute_not_exists(#h)")
-                    .expression_attribute_values(":owner", s(o)),
-                None => request.condition_expression(
-                    "#c = :c AND attribute_not_exists(#o) AND attribute_not_exists(#h)",
-                ),
+            let owner_is = match &owner {
+                Some(o) => {
+                    request = request.expression_attribute_values(":owner", s(o));
+                    "#o = :owner"
+                }
+                None => "attribute_not_exists(#o)",
+            };
+            let handoff_is = match &checkpoint_owner {
+                Some(o) => {
+                    request = request.expression_attribute_values(":was", s(o));
+                    "#h = :was"
+                }
+                None => "attribute_not_exists(#h)",
+            };
+            written(
+                request.condition_expression(format!("#c = :c AND {owner_is} AND {handoff_is}")),
+            )
+            .await
+        }
+        LeaseOp::Read { lease_key } => read(client, table, &lease_key).await,
+        LeaseOp::StartHandoff {
+            lease_key,
+            counter,
+            owner,
+        } => {
+            // The counter is left as it is (as KCL 3 does): no `:next` to bind.
+            let request = client
+                .update_item()
+                .table_name(table)
+                .key(attr::LEASE_KEY, s(&lease_key))
+                .expression_attribute_names("#c", attr::LEASE_COUNTER)
+                .expression_attribute_names("#o", attr::LEASE_OWNER)
+                .expression_attribute_names("#h", attr::CHECKPOINT_OWNER)
+                .expression_attribute_values(":me", s(worker))
+                .expression_attribute_values(":c", n(counter))
+                .expression_attribute_values(":owner", s(&owner))
+                .update_expression("SET #o = :me, #h = :owner")
+                .condition_expression("#c = :c AND #o = :owner AND attribute_not_exists(#h)");
+            written(request).await
+        }
+        LeaseOp::FinishHandoff {
+            lease_key,
+            counter,
+            checkpoint,
+            next_owner,
+        } => {
+            let mut request = update_h(client, table, &lease_key, worker, counter)
+                .condition_expression("#c = :c AND #h = :me AND #o = :next_owner")
+                .expression_attribute_values(":next_owner", s(&next_owner));
+            request = match &checkpoint {
+                Some(cp) => {
+                    let (text, sub) = cp.to_attributes();
+                    request
+                        .update_expression(
+                            "SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next REMOVE #h, #p0, #p1, #p2",
+                        )
+                        .expression_attribute_names("#p0", attr::PENDING_CHECKPOINT[0])
+                        .expression_attribute_names("#p1", attr::PENDING_CHECKPOINT[1])
+                        .expression_attribute_names("#p2", attr::PENDING_CHECKPOINT[2])
+                        .expression_attribute_names("#cp", attr::CHECKPOINT)
+                        .expression_attribute_names("#sub", attr::CHECKPOINT_SUB_SEQUENCE_NUMBER)
+                        .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
+                        .expression_attribute_values(":cp", s(text))
+                        .expression_attribute_values(":sub", n(sub))
+                        .expression_attribute_values(":zero", n(0))
+                }
+                None => request.update_expression("SET #c = :next REMOVE #h"),
             };
             written(request).await
         }
@@ -306,6 +371,22 @@ async fn written(request: UpdateItem) -> LeaseAnswer {
         .send()
         .await
         .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written)
+}
+
+/// One lease, strongly consistent: `Scanned` with it, or with nothing when there is no
+/// such lease (or the item is not one).
+async fn read(client: &Client, table: &str, lease_key: &str) -> LeaseAnswer {
+    match client
+        .get_item()
+        .table_name(table)
+        .key(attr::LEASE_KEY, s(lease_key))
+        .consistent_read(true)
+        .send()
+        .await
+    {
+        Ok(out) => LeaseAnswer::Scanned(out.item().and_then(from_item).into_iter().collect()),
+        Err(e) => failed(&e),
+    }
 }
 
 /// Every item, all pages, strongly consistent; unreadable items are skipped (they are not

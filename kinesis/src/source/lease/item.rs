@@ -108,6 +108,9 @@ pub struct Lease {
     pub starting_hash_key: Option<String>,
     /// `endingHashKey`.
     pub ending_hash_key: Option<String>,
+    /// `checkpointOwner`: during a graceful handoff, the previous owner, which still has to
+    /// write its last checkpoint while `leaseOwner` already names the next.
+    pub checkpoint_owner: Option<String>,
 }
 
 impl Lease {
@@ -123,6 +126,7 @@ impl Lease {
             child_shard_ids: Vec::new(),
             starting_hash_key: None,
             ending_hash_key: None,
+            checkpoint_owner: None,
         }
     }
 
