@@ -332,6 +332,9 @@ pub struct SourceCore {
     listings: u64,
     /// With leases: the shards this worker holds (`None`: every shard is read).
     leased: Option<BTreeSet<String>>,
+    /// With leases: shards being handed over, whose delivered records' checkpoints are
+    /// still taken.
+    releasing: BTreeSet<String>,
     /// With leases: where a held shard without a checkpoint starts.
     assigned_start: BTreeMap<String, IteratorStart>,
 }
@@ -367,6 +370,7 @@ impl SourceCore {
             ended: false,
             listings: 0,
             leased: None,
+            releasing: BTreeSet::new(),
             assigned_start: BTreeMap::new(),
         }
     }
@@ -398,6 +402,7 @@ impl SourceCore {
             return;
         };
         leased.insert(shard_id.to_owned());
+        self.releasing.remove(shard_id);
         self.drop_reader(shard_id);
         self.saved.remove(shard_id);
         self.assigned_start.remove(shard_id);
@@ -436,9 +441,23 @@ impl SourceCore {
         if let Some(leased) = self.leased.as_mut() {
             leased.remove(shard_id);
         }
+        self.releasing.remove(shard_id);
         self.drop_reader(shard_id);
         self.deliver.retain(|r| r.shard_id.as_ref() != shard_id);
         self.saves.retain(|(s, _)| s != shard_id);
+    }
+
+    /// With leases: shard `shard_id` is being handed over to another worker. As
+    /// [`revoke`](Self::revoke), except that the checkpoints of its records already
+    /// delivered are still taken ([`poll_save`](Self::poll_save)), to go with the lease,
+    /// until it is revoked or assigned again.
+    pub fn hand_over(&mut self, shard_id: &str) {
+        if let Some(leased) = self.leased.as_mut() {
+            leased.remove(shard_id);
+        }
+        self.drop_reader(shard_id);
+        self.deliver.retain(|r| r.shard_id.as_ref() != shard_id);
+        self.releasing.insert(shard_id.to_owned());
     }
 
     /// The shards of the last listing.
@@ -523,7 +542,9 @@ impl SourceCore {
     pub fn checkpoint(&mut self, record: &SourceRecord) {
         let cp = record.checkpoint();
         let shard = record.shard_id.as_ref();
-        if self.leased.as_ref().is_some_and(|l| !l.contains(shard)) {
+        if self.leased.as_ref().is_some_and(|l| !l.contains(shard))
+            && !self.releasing.contains(shard)
+        {
             // A shard this worker no longer holds: its new holder checkpoints it.
             return;
         }

@@ -343,6 +343,32 @@ impl Source {
         let _ = limit;
     }
 
+    /// Whether records of shard `shard_id` are still this worker's to deliver: with leases,
+    /// not once the shard's lease is being handed over or is lost (then the worker that
+    /// reads the shard next starts from its last checkpoint); always without.
+    ///
+    /// A consumer that buffers records before processing them drops those of a shard no
+    /// longer read (after [`leases_moved`](Self::leases_moved) changed): processed, they
+    /// would be processed twice. Records it already processed it still checkpoints.
+    pub fn reads(&self, shard_id: &str) -> bool {
+        #[cfg(feature = "dynamodb")]
+        if let Some(lease) = &self.lease {
+            return lease.reads(shard_id);
+        }
+        let _ = shard_id;
+        true
+    }
+
+    /// How many times a shard's lease was handed over or lost so far (0 without leases):
+    /// when it changes, [`reads`](Self::reads) may have turned false for some shard.
+    pub fn leases_moved(&self) -> u64 {
+        #[cfg(feature = "dynamodb")]
+        if let Some(lease) = &self.lease {
+            return lease.moves();
+        }
+        0
+    }
+
     /// Shards read so far (including finished ones).
     pub fn shard_ids(&self) -> Vec<String> {
         self.core.shard_ids().map(str::to_owned).collect()

@@ -64,6 +64,8 @@ pub(crate) struct LeaseRunner {
     tasks: JoinSet<LeaseAnswer>,
     calls: HashMap<tokio::task::Id, LeaseCallId>,
     listings: u64,
+    /// Leases handed over or lost so far.
+    moves: u64,
 }
 
 impl std::fmt::Debug for LeaseRunner {
@@ -107,12 +109,27 @@ impl LeaseRunner {
             tasks: JoinSet::new(),
             calls: HashMap::new(),
             listings: 0,
+            moves: 0,
         })
     }
 
-    /// Whether this worker holds shard `shard_id`'s lease.
+    /// Whether this worker holds shard `shard_id`'s lease, or hands it over (and takes the
+    /// checkpoints of the records it delivered).
     pub(crate) fn holds(&self, shard_id: &str) -> bool {
+        self.coordinator
+            .held()
+            .chain(self.coordinator.handing_off())
+            .any(|s| s == shard_id)
+    }
+
+    /// Whether this worker reads shard `shard_id` (holds its lease, not handing it over).
+    pub(crate) fn reads(&self, shard_id: &str) -> bool {
         self.coordinator.held().any(|s| s == shard_id)
+    }
+
+    /// How many times a shard stopped being this worker's to read.
+    pub(crate) fn moves(&self) -> u64 {
+        self.moves
     }
 
     /// Passes lease events to the core, new listings to the coordinator, and the core's
@@ -127,8 +144,14 @@ impl LeaseRunner {
                     tracing::info!(shard = %shard_id, ?checkpoint, "lease taken");
                     core.assign(&shard_id, &checkpoint);
                 }
+                LeaseEvent::HandingOff { shard_id } => {
+                    tracing::info!(shard = %shard_id, "lease asked for by another worker: handing it over");
+                    core.hand_over(&shard_id);
+                    self.moves += 1;
+                }
                 LeaseEvent::Lost { shard_id } => {
                     tracing::info!(shard = %shard_id, "lease lost");
+                    self.moves += 1;
                     core.revoke(&shard_id);
                 }
                 LeaseEvent::Finished { shard_id } => {

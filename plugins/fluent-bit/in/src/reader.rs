@@ -54,6 +54,21 @@ pub struct Input {
     log: Logger,
 }
 
+/// Checkpoints the records of a batch the host took (the last record of each shard).
+fn commit(source: &mut kpl_kinesis::source::Source, batch: &[SourceRecord], log: &Logger) {
+    for r in batch {
+        match source.checkpoint(r) {
+            Ok(()) => {}
+            // Another worker holds the shard now and reads it from its lease's checkpoint:
+            // this record may come again there.
+            Err(e @ kpl_kinesis::source::SourceError::LeaseLost { .. }) => {
+                log.debug(&format!("{e}"));
+            }
+            Err(e) => log.error(&format!("checkpoint of {} failed: {e}", r.shard_id)),
+        }
+    }
+}
+
 fn size(r: &SourceRecord) -> usize {
     r.data.len() + r.partition_key.len() + r.sequence_number.len() + 64
 }
@@ -99,8 +114,9 @@ impl Input {
         })
     }
 
-    /// The collect callback: commits the previous batch (the host has it), then hands
-    /// over what was read since, as one buffer of events (empty while paused).
+    /// The collect callback: commits the previous batch if its cleanup did not (the host
+    /// has it), then hands over what was read since, as one buffer of events (empty while
+    /// paused).
     pub fn collect(&mut self) -> &[u8] {
         if !self.handed.is_empty() {
             let _ = self.commits.send(std::mem::take(&mut self.handed));
@@ -137,8 +153,13 @@ impl Input {
         &self.batch
     }
 
-    /// The host took the batch: its memory may go.
+    /// The host copied the batch (within a millisecond of the collect): its records are
+    /// committed now, and its memory may go. Committing here rather than at the next
+    /// collect keeps what a lease handed over to another worker carries up to date.
     pub fn cleanup(&mut self) {
+        if !self.handed.is_empty() {
+            let _ = self.commits.send(std::mem::take(&mut self.handed));
+        }
         self.batch = Vec::new();
     }
 
@@ -233,19 +254,24 @@ fn read(
                     continue;
                 }
             };
+            let mut moved = source.leases_moved();
             loop {
-                while let Ok(batch) = commits.try_recv() {
-                    for r in &batch {
-                        match source.checkpoint(r) {
-                            Ok(()) => {}
-                            // Another worker holds the shard now and reads it from its
-                            // lease's checkpoint: this record may come again there.
-                            Err(e @ kpl_kinesis::source::SourceError::LeaseLost { .. }) => {
-                                log.debug(&format!("{e}"));
-                            }
-                            Err(e) => log.error(&format!("checkpoint of {} failed: {e}", r.shard_id)),
+                if source.leases_moved() != moved {
+                    // A shard handed over to another worker (or lost): its records not given
+                    // to Fluent Bit yet are that worker's to read, from the checkpoint.
+                    moved = source.leases_moved();
+                    if let Ok(mut q) = shared.queue.lock() {
+                        let before = q.records.len();
+                        q.records.retain(|r| source.reads(&r.shard_id));
+                        q.bytes = q.records.iter().map(size).sum();
+                        let dropped = before - q.records.len();
+                        if dropped > 0 {
+                            log.debug(&format!("{dropped} records of shards now read by another worker dropped before Fluent Bit got them"));
                         }
                     }
+                }
+                while let Ok(batch) = commits.try_recv() {
+                    commit(&mut source, &batch, &log);
                 }
                 if stopped() {
                     break;
@@ -258,6 +284,12 @@ fn read(
                 }
                 let next = tokio::select! {
                     next = source.next() => next,
+                    // Commits as soon as the host took a batch (not at the next record): a
+                    // lease handed over carries them.
+                    Some(batch) = commits.recv() => {
+                        commit(&mut source, &batch, &log);
+                        continue;
+                    }
                     _ = shared.stopping.notified() => break,
                 };
                 match next {
