@@ -738,3 +738,40 @@ fn a_child_lease_is_made_only_after_its_parents_lease() {
     let held: Vec<&str> = worker.held().collect();
     assert_eq!(held, vec!["parent"], "the child waits for its parent's end");
 }
+
+#[test]
+fn a_scan_handed_out_before_a_take_does_not_drop_the_lease_taken() {
+    // Seen with two Fluent Bit instances: a scan made before this worker's take was
+    // written, answered after it, showed the lease still free; the worker dropped the lease
+    // it had just taken (and read a moment), and took it again.
+    let mut table = Table::default();
+    table
+        .items
+        .insert("s0".into(), Lease::new("s0", LeaseCheckpoint::TrimHorizon));
+    let mut worker = LeaseCoordinator::new(LeaseConfig {
+        failover_time: FAILOVER,
+        ..LeaseConfig::new("worker-0")
+    });
+    let now = Instant::now();
+    worker.on_shards(&[node("s0", None, true), node("s1", None, true)]);
+    let scan = worker.poll_call(now).expect("a scan");
+    worker.on_answer(scan.id, table.apply("worker-0", &scan.op), now);
+    let take = worker.poll_call(now).expect("the take");
+    assert!(matches!(take.op, LeaseOp::Take { .. }), "{take:?}");
+    let create = worker.poll_call(now).expect("the missing lease's create");
+    assert!(matches!(create.op, LeaseOp::Create(_)), "{create:?}");
+    let before_take = table.items.values().cloned().collect::<Vec<_>>();
+    // The create's answer asks for a scan at once; it goes out before the take is answered.
+    worker.on_answer(create.id, table.apply("worker-0", &create.op), now);
+    let rescan = worker.poll_call(now).expect("a scan after the create");
+    assert_eq!(rescan.op, LeaseOp::Scan);
+    worker.on_answer(take.id, table.apply("worker-0", &take.op), now);
+    assert!(matches!(
+        worker.poll_event(),
+        Some(LeaseEvent::Acquired { .. })
+    ));
+    // The scan answers with the table as it was before the take.
+    worker.on_answer(rescan.id, LeaseAnswer::Scanned(before_take), now);
+    assert_eq!(worker.poll_event(), None, "the lease just taken is kept");
+    assert_eq!(worker.held().collect::<Vec<_>>(), ["s0"]);
+}
