@@ -17,6 +17,8 @@
 //!   finished only by the lease's `checkpointOwner`;
 //! - `HandingOff` comes only for a held lease, and `Lost` after it;
 //! - a deadline from `poll_timeout` is in the future of a worker with nothing to do;
+//! - in the drain, once two failover times passed, no shard is read by two alive workers
+//!   at once (leases then move only by graceful handoffs);
 //! - after the drain, every lease not finished whose parents are finished is held by
 //!   exactly one alive worker (the table's owner), and the shares differ by at most one.
 
@@ -310,6 +312,7 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
             }
         }
     }
+    let drain_start = h.now;
     let until = h.now + FAILOVER * 10;
     let mut rounds = 0;
     while h.now < until {
@@ -326,6 +329,20 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
                     t > h.now,
                     "a deadline not in the future of a worker with nothing to do"
                 );
+            }
+        }
+        // Once what the input left behind has settled (a worker learns of a lease taken
+        // behind its back within a renewal, a dead worker's leases move after the failover
+        // time), leases move only by graceful handoffs: no shard is read by two at once.
+        if h.now >= drain_start + FAILOVER * 2 {
+            let mut readers: BTreeMap<&String, usize> = BTreeMap::new();
+            for &w in &alive {
+                for s in &h.workers[w].holding {
+                    *readers.entry(s).or_default() += 1;
+                }
+            }
+            if let Some((s, n)) = readers.iter().find(|(_, n)| **n > 1) {
+                panic!("{s} read by {n} workers at once in the drain");
             }
         }
         let next = alive
