@@ -1,7 +1,7 @@
 //! One input instance: a plugin-owned thread reads the stream with the `kpl-kinesis`
 //! source into a bounded queue; the host's collect callback (once a second, on the
 //! instance's own thread) drains it into one batch of events. A batch's records are
-//! checkpointed at the next callback, once the host has taken the batch.
+//! checkpointed at its cleanup callback, once the host has copied the batch.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
