@@ -122,6 +122,13 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                 () = &mut stop => break,
                 next = source.next() => next,
             };
+            // With leases and -v: the shards this worker takes and gives up, on standard
+            // error.
+            while let Some(event) = source.poll_lease_event() {
+                if target.verbose {
+                    eprintln!("kpl: {event}");
+                }
+            }
             match next {
                 None => break,
                 Some(Ok(record)) => {

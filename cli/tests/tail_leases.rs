@@ -12,7 +12,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -34,10 +34,19 @@ fn main() {
 const STREAM: &str = "cli-leases";
 const TABLE: &str = "cli-leases-app";
 
+/// Worker `n`, printing to `out`, its standard error (`-v`: lease events) beside it.
 fn worker(n: usize, out: &PathBuf) -> Result<Child, Failed> {
     let file = std::fs::File::create(out)?;
+    let err = std::fs::File::create(out.with_extension("err"))?;
     let child = Command::new(env!("CARGO_BIN_EXE_kpl"))
-        .args(["tail", "--stream", STREAM, "--endpoint", support::ENDPOINT])
+        .args([
+            "tail",
+            "-v",
+            "--stream",
+            STREAM,
+            "--endpoint",
+            support::ENDPOINT,
+        ])
         .args([
             "--lease-table",
             TABLE,
@@ -56,7 +65,7 @@ fn worker(n: usize, out: &PathBuf) -> Result<Child, Failed> {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .stdout(file)
-        .stderr(Stdio::null())
+        .stderr(err)
         .spawn()?;
     Ok(child)
 }
@@ -165,6 +174,17 @@ fn three_workers() -> Result<(), Failed> {
         .collect();
     if let Some(orphan) = dead_shards.iter().find(|s| !survivors.contains(*s)) {
         return Err(format!("shard {orphan} of the dead worker never read by another").into());
+    }
+    // And each survivor said so with -v: the leases it took, on standard error.
+    let said: String = outs[1..]
+        .iter()
+        .map(|o| std::fs::read_to_string(o.with_extension("err")).unwrap_or_default())
+        .collect();
+    for shard in &dead_shards {
+        let line = format!("kpl: lease of {shard} taken: reading from ");
+        if !said.contains(&line) {
+            return Err(format!("no survivor logged {line:?}:\n{said}").into());
+        }
     }
     for w in &workers[1..] {
         let pid = w.id().to_string();

@@ -109,7 +109,7 @@ impl Harness {
                 LeaseEvent::Acquired { shard_id, .. } => {
                     assert!(worker.holding.insert(shard_id), "acquired twice");
                 }
-                LeaseEvent::HandingOff { shard_id } => {
+                LeaseEvent::HandingOff { shard_id, .. } => {
                     assert!(
                         worker.holding.remove(&shard_id),
                         "handing off what it did not hold"

@@ -105,7 +105,7 @@ impl Cluster {
                         LeaseEvent::Acquired { shard_id, .. } => {
                             assert!(w.reading.insert(shard_id.clone()), "acquired twice");
                         }
-                        LeaseEvent::HandingOff { shard_id } => {
+                        LeaseEvent::HandingOff { shard_id, .. } => {
                             assert!(
                                 w.reading.remove(shard_id),
                                 "handing off what it did not hold"
@@ -324,7 +324,7 @@ fn a_handoff_carries_the_checkpoint_reported_after_it_began() {
     c.run_for(FAILOVER);
     c.join(LeaseConfig::new(""));
     let shard = step_until(&mut c, 0, FAILOVER * 6, |e| match e {
-        LeaseEvent::HandingOff { shard_id } => Some(shard_id.clone()),
+        LeaseEvent::HandingOff { shard_id, .. } => Some(shard_id.clone()),
         _ => None,
     });
     // The records worker 0 delivered before the handoff are processed now: their
@@ -517,7 +517,7 @@ impl Cluster {
         while let Some(e) = w.coordinator.poll_event() {
             if let LeaseEvent::Lost { shard_id }
             | LeaseEvent::Finished { shard_id }
-            | LeaseEvent::HandingOff { shard_id } = &e
+            | LeaseEvent::HandingOff { shard_id, .. } = &e
             {
                 w.reading.remove(shard_id);
             }

@@ -369,6 +369,18 @@ impl Source {
         0
     }
 
+    /// The next change in the shards this worker reads through its leases (taken, being
+    /// handed over to another worker, lost, finished), for the consumer's log; `None`
+    /// without leases. The source acts on them itself: this is information only. The last
+    /// 1,024 are kept.
+    pub fn poll_lease_event(&mut self) -> Option<super::lease::LeaseEvent> {
+        #[cfg(feature = "dynamodb")]
+        if let Some(lease) = &mut self.lease {
+            return lease.poll_notice();
+        }
+        None
+    }
+
     /// Shards read so far (including finished ones).
     pub fn shard_ids(&self) -> Vec<String> {
         self.core.shard_ids().map(str::to_owned).collect()

@@ -2,7 +2,7 @@
 //! table: the [`LeaseCoordinator`] run beside the source's core, its table operations made
 //! on DynamoDB in tasks of their own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -66,7 +66,12 @@ pub(crate) struct LeaseRunner {
     listings: u64,
     /// Leases handed over or lost so far.
     moves: u64,
+    /// Lease events for the consumer's log ([`NOTICES`] at most; the oldest go first).
+    notices: VecDeque<LeaseEvent>,
 }
+
+/// Lease events kept for a consumer that does not read them.
+const NOTICES: usize = 1024;
 
 impl std::fmt::Debug for LeaseRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +115,7 @@ impl LeaseRunner {
             calls: HashMap::new(),
             listings: 0,
             moves: 0,
+            notices: VecDeque::new(),
         })
     }
 
@@ -127,6 +133,11 @@ impl LeaseRunner {
         self.coordinator.held().any(|s| s == shard_id)
     }
 
+    /// The next lease event not handed to the consumer yet.
+    pub(crate) fn poll_notice(&mut self) -> Option<LeaseEvent> {
+        self.notices.pop_front()
+    }
+
     /// How many times a shard stopped being this worker's to read.
     pub(crate) fn moves(&self) -> u64 {
         self.moves
@@ -136,29 +147,34 @@ impl LeaseRunner {
     /// checkpoints to the leases.
     pub(crate) fn exchange(&mut self, core: &mut SourceCore) {
         while let Some(event) = self.coordinator.poll_event() {
-            match event {
+            match &event {
                 LeaseEvent::Acquired {
                     shard_id,
                     checkpoint,
                 } => {
                     tracing::info!(shard = %shard_id, ?checkpoint, "lease taken");
-                    core.assign(&shard_id, &checkpoint);
+                    core.assign(shard_id, checkpoint);
                 }
-                LeaseEvent::HandingOff { shard_id } => {
-                    tracing::info!(shard = %shard_id, "lease asked for by another worker: handing it over");
-                    core.hand_over(&shard_id);
+                LeaseEvent::HandingOff { shard_id, to } => {
+                    tracing::info!(shard = %shard_id, to = %to, "lease asked for by another worker: handing it over");
+                    core.hand_over(shard_id);
                     self.moves += 1;
                 }
                 LeaseEvent::Lost { shard_id } => {
                     tracing::info!(shard = %shard_id, "lease lost");
                     self.moves += 1;
-                    core.revoke(&shard_id);
+                    core.revoke(shard_id);
                 }
                 LeaseEvent::Finished { shard_id } => {
                     tracing::debug!(shard = %shard_id, "lease finished (SHARD_END)");
-                    core.revoke(&shard_id);
+                    core.revoke(shard_id);
                 }
             }
+            // Kept for the consumer's log, a bounded number.
+            if self.notices.len() == NOTICES {
+                self.notices.pop_front();
+            }
+            self.notices.push_back(event);
         }
         if core.listings() != self.listings {
             self.listings = core.listings();

@@ -164,6 +164,8 @@ pub enum LeaseEvent {
     HandingOff {
         /// The shard.
         shard_id: String,
+        /// The worker that asked for it.
+        to: String,
     },
     /// This worker no longer holds the shard's lease (taken by another worker, handed
     /// over, not renewed in time, or released on shutdown): stop delivering its records.
@@ -176,6 +178,33 @@ pub enum LeaseEvent {
         /// The shard.
         shard_id: String,
     },
+}
+
+impl core::fmt::Display for LeaseEvent {
+    /// One line for a log: `lease of shardId-000000000001 taken: reading from TRIM_HORIZON`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LeaseEvent::Acquired {
+                shard_id,
+                checkpoint,
+            } => {
+                let (at, sub) = checkpoint.to_attributes();
+                write!(f, "lease of {shard_id} taken: reading from {at}")?;
+                if sub > 0 {
+                    write!(f, " (after user record {sub})")?;
+                }
+                Ok(())
+            }
+            LeaseEvent::HandingOff { shard_id, to } => write!(
+                f,
+                "lease of {shard_id} asked for by {to}: handing it over with its last checkpoint"
+            ),
+            LeaseEvent::Lost { shard_id } => write!(f, "lease of {shard_id} no longer held"),
+            LeaseEvent::Finished { shard_id } => {
+                write!(f, "shard {shard_id} read to its end (SHARD_END)")
+            }
+        }
+    }
 }
 
 /// Why a checkpoint was refused.
@@ -877,7 +906,7 @@ impl LeaseCoordinator {
             key.to_owned(),
             HandingOff {
                 counter,
-                next_owner,
+                next_owner: next_owner.clone(),
                 since: now,
                 pending: held.pending,
                 finish_at: now + self.retry_delay(),
@@ -886,6 +915,7 @@ impl LeaseCoordinator {
         );
         self.events.push_back(LeaseEvent::HandingOff {
             shard_id: key.to_owned(),
+            to: next_owner,
         });
     }
 

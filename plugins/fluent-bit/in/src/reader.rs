@@ -256,6 +256,10 @@ fn read(
             };
             let mut moved = source.leases_moved();
             loop {
+                // With lease_table: the shards this instance takes and gives up.
+                while let Some(event) = source.poll_lease_event() {
+                    log.info(&event.to_string());
+                }
                 if source.leases_moved() != moved {
                     // A shard handed over to another worker (or lost): its records not given
                     // to Fluent Bit yet are that worker's to read, from the checkpoint.

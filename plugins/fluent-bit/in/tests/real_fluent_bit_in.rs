@@ -452,6 +452,15 @@ fn shared_by_leases(env: &Env) -> Result<(), Failed> {
         // At least once: a record comes again when its shard's lease moves (a steal while
         // balancing, or a lease given up when DynamoDB answers slowly) before its checkpoint
         // was written. Counted, not bounded: how many depends on timing.
+        // Each instance logged the leases it took (at info, Fluent Bit's default level).
+        let log = std::fs::read_to_string(env.dir.join("fluent-bit.log")).unwrap_or_default();
+        let taken = log
+            .lines()
+            .filter(|l| l.contains("lease of shardId-") && l.contains(" taken: reading from "))
+            .count();
+        if taken < 2 {
+            return Err(format!("{taken} lease takes logged by two instances:\n{log}").into());
+        }
         let twice = all.values().filter(|c| **c > 1).count();
         eprintln!(
             "two Fluent Bit instances on one lease table: {} records, {twice} written more than once (re-read after a lease moved)",
