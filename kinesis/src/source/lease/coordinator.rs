@@ -1053,6 +1053,13 @@ impl LeaseCoordinator {
         }
     }
 
+    /// Whether the table (as last seen) names `worker` as the owner of lease `key`.
+    fn owned_by(&self, key: &str, worker: &str) -> bool {
+        self.table
+            .get(key)
+            .is_some_and(|s| s.lease.lease_owner.as_deref() == Some(worker))
+    }
+
     fn expired(&self, seen: &Seen, now: Instant) -> bool {
         seen.lease.lease_owner.is_none()
             || now.saturating_duration_since(seen.since) >= self.config.failover_time
@@ -1098,10 +1105,7 @@ impl LeaseCoordinator {
                 !h.busy
                     && !h.verify
                     && scanned_at.is_none_or(|t| h.written_at < t)
-                    && self
-                        .table
-                        .get(*k)
-                        .is_none_or(|s| s.lease.lease_owner.as_deref() != Some(me.as_str()))
+                    && !self.owned_by(k, &me)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -1121,12 +1125,7 @@ impl LeaseCoordinator {
             .awaiting
             .iter()
             .filter(|(k, a)| {
-                !a.busy
-                    && scanned_at.is_none_or(|t| a.since < t)
-                    && self
-                        .table
-                        .get(*k)
-                        .is_none_or(|s| s.lease.lease_owner.as_deref() != Some(me.as_str()))
+                !a.busy && scanned_at.is_none_or(|t| a.since < t) && !self.owned_by(k, &me)
             })
             .map(|(k, _)| k.clone())
             .collect();

@@ -285,22 +285,9 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
                 .condition_expression("#c = :c AND #h = :me AND #o = :next_owner")
                 .expression_attribute_values(":next_owner", s(&next_owner));
             request = match &checkpoint {
-                Some(cp) => {
-                    let (text, sub) = cp.to_attributes();
-                    request
-                        .update_expression(
-                            "SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next REMOVE #h, #p0, #p1, #p2",
-                        )
-                        .expression_attribute_names("#p0", attr::PENDING_CHECKPOINT[0])
-                        .expression_attribute_names("#p1", attr::PENDING_CHECKPOINT[1])
-                        .expression_attribute_names("#p2", attr::PENDING_CHECKPOINT[2])
-                        .expression_attribute_names("#cp", attr::CHECKPOINT)
-                        .expression_attribute_names("#sub", attr::CHECKPOINT_SUB_SEQUENCE_NUMBER)
-                        .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
-                        .expression_attribute_values(":cp", s(text))
-                        .expression_attribute_values(":sub", n(sub))
-                        .expression_attribute_values(":zero", n(0))
-                }
+                Some(cp) => with_checkpoint(request, cp).update_expression(
+                    "SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next REMOVE #h, #p0, #p1, #p2",
+                ),
                 None => request.update_expression("SET #c = :next REMOVE #h"),
             };
             written(request).await
@@ -310,22 +297,12 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
             counter,
             checkpoint,
         } => {
-            let (text, sub) = checkpoint.to_attributes();
             let request = update(client, table, &lease_key, worker, counter)
                 .update_expression(
                     "SET #cp = :cp, #sub = :sub, #sw = :zero, #c = :next REMOVE #p0, #p1, #p2",
                 )
-                .condition_expression("#c = :c AND #o = :me")
-                .expression_attribute_names("#p0", attr::PENDING_CHECKPOINT[0])
-                .expression_attribute_names("#p1", attr::PENDING_CHECKPOINT[1])
-                .expression_attribute_names("#p2", attr::PENDING_CHECKPOINT[2])
-                .expression_attribute_names("#cp", attr::CHECKPOINT)
-                .expression_attribute_names("#sub", attr::CHECKPOINT_SUB_SEQUENCE_NUMBER)
-                .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
-                .expression_attribute_values(":cp", s(text))
-                .expression_attribute_values(":sub", n(sub))
-                .expression_attribute_values(":zero", n(0));
-            written(request).await
+                .condition_expression("#c = :c AND #o = :me");
+            written(with_checkpoint(request, &checkpoint)).await
         }
         LeaseOp::Release { lease_key, counter } => {
             let request = update(client, table, &lease_key, worker, counter)
@@ -363,6 +340,22 @@ fn update_h(
 ) -> UpdateItem {
     update(client, table, lease_key, worker, counter)
         .expression_attribute_names("#h", attr::CHECKPOINT_OWNER)
+}
+
+/// Binds what a checkpoint writes: `#cp = :cp`, `#sub = :sub` (the checkpoint), `#sw` and
+/// `:zero` (owner switches back to 0), and `#p0`-`#p2` (KCL's pending checkpoint, removed).
+fn with_checkpoint(request: UpdateItem, checkpoint: &LeaseCheckpoint) -> UpdateItem {
+    let (text, sub) = checkpoint.to_attributes();
+    request
+        .expression_attribute_names("#p0", attr::PENDING_CHECKPOINT[0])
+        .expression_attribute_names("#p1", attr::PENDING_CHECKPOINT[1])
+        .expression_attribute_names("#p2", attr::PENDING_CHECKPOINT[2])
+        .expression_attribute_names("#cp", attr::CHECKPOINT)
+        .expression_attribute_names("#sub", attr::CHECKPOINT_SUB_SEQUENCE_NUMBER)
+        .expression_attribute_names("#sw", attr::OWNER_SWITCHES_SINCE_CHECKPOINT)
+        .expression_attribute_values(":cp", s(text))
+        .expression_attribute_values(":sub", n(sub))
+        .expression_attribute_values(":zero", n(0))
 }
 
 /// Sends a conditional write: written, its condition failed, or another error.
