@@ -7,22 +7,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::start_serve;
 
 /// Answers one upstream call by its `X-Amz-Target`.
 fn upstream_answer(target: &str) -> (u16, String) {
@@ -105,31 +95,6 @@ fn start_upstream() -> (String, Arc<AtomicUsize>) {
     (endpoint, puts)
 }
 
-fn start_serve(endpoint: &str, config: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--endpoint", endpoint])
-        .args(["--region", "us-east-1", "--admission-wait", "200"])
-        .arg("--config")
-        .arg(config)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kpl serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, addr }
-}
-
 /// One PutRecords call (JSON) on a fresh connection: (status, parsed body).
 fn put_records(addr: &str, body: &str) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -161,7 +126,15 @@ fn records_that_find_no_room_are_answered_as_throttled_and_only_those() {
         "MaxBufferedRecords = 5\nRecordTtl = 1500\nRecordMaxBufferedTime = 10\nRequestTimeout = 1000\n",
     )
     .unwrap();
-    let server = start_serve(&endpoint, &config);
+    let config_path = config.to_string_lossy().into_owned();
+    let server = start_serve(&[
+        "--endpoint",
+        &endpoint,
+        "--admission-wait",
+        "200",
+        "--config",
+        &config_path,
+    ]);
     let records: Vec<String> = (0..12)
         .map(|i| format!(r#"{{"Data":"aGk=","PartitionKey":"key-{i}"}}"#))
         .collect();

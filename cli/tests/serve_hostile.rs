@@ -3,52 +3,15 @@
 //! headers byte by byte do not exhaust it. No upstream is needed (nothing here is valid
 //! enough to reach one): the server is pointed at a closed port on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    addr: String,
-}
+mod common;
+use common::{start_serve, Serve};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--endpoint",
-            "http://127.0.0.1:9",
-            "--region",
-            "us-east-1",
-        ])
-        .args(extra)
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start kpl serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, addr }
+fn start(extra: &[&str]) -> Serve {
+    start_serve(&[&["--endpoint", "http://127.0.0.1:9"], extra].concat())
 }
 
 /// One request on a fresh connection: (status, x-amzn-errortype, body).

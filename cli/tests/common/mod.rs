@@ -163,3 +163,43 @@ pub fn get_records_output(records: &[(&str, &[u8], &str)]) -> String {
     })
     .to_string()
 }
+
+/// A `kpl serve` on a free loopback port, killed when dropped.
+pub struct Serve {
+    child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kpl serve --listen 127.0.0.1:0 --region us-east-1 ARGS` with fake credentials and
+/// waits for its `listening on` line.
+pub fn start_serve(args: &[&str]) -> Serve {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpl"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--region", "us-east-1"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kpl serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Serve { child, addr }
+}
