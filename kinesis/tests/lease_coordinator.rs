@@ -775,3 +775,59 @@ fn a_scan_handed_out_before_a_take_does_not_drop_the_lease_taken() {
     assert_eq!(worker.poll_event(), None, "the lease just taken is kept");
     assert_eq!(worker.held().collect::<Vec<_>>(), ["s0"]);
 }
+
+#[test]
+fn finished_shards_whose_leases_kcl_deleted_are_not_read_again() {
+    // KCL deletes a finished parent's lease once its children's checkpoints are past
+    // TRIM_HORIZON, while the parent may still be listed (within the stream's retention).
+    // A lease made again for it would start at TRIM_HORIZON and read it all again.
+    let mut table = Table::default();
+    for (key, seq) in [("c1", "101"), ("c2", "102")] {
+        let mut lease = Lease::new(key, LeaseCheckpoint::At(Checkpoint::new(seq, 0)));
+        lease.parent_shard_ids = vec!["p".to_owned()];
+        table.items.insert(key.to_owned(), lease);
+    }
+    let mut c = Cluster::new(table, 1);
+    c.set_shards(vec![
+        node("gp", None, false),
+        node("p", Some("gp"), false),
+        node("c1", Some("p"), true),
+        node("c2", Some("p"), true),
+        // A child whose own lease is gone too (deleted by hand): it must not wait for a
+        // parent that is never to get a lease again.
+        node("c3", Some("p"), true),
+    ]);
+    c.run_for(FAILOVER * 3);
+    let keys: BTreeSet<&str> = c.table.items.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["c1", "c2", "c3"]),
+        "no lease for gp or p"
+    );
+    assert_eq!(c.table.items["c3"].checkpoint, LeaseCheckpoint::TrimHorizon);
+    let acquired: BTreeMap<String, LeaseCheckpoint> = c.workers[0]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            LeaseEvent::Acquired {
+                shard_id,
+                checkpoint,
+            } => Some((shard_id.clone(), checkpoint.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        acquired,
+        BTreeMap::from([
+            (
+                "c1".to_owned(),
+                LeaseCheckpoint::At(Checkpoint::new("101", 0))
+            ),
+            (
+                "c2".to_owned(),
+                LeaseCheckpoint::At(Checkpoint::new("102", 0))
+            ),
+            ("c3".to_owned(), LeaseCheckpoint::TrimHorizon),
+        ])
+    );
+}

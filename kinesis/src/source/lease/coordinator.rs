@@ -1211,23 +1211,50 @@ impl LeaseCoordinator {
         }
     }
 
+    /// The listed shards without a lease that a descendant's lease shows to be done: KCL
+    /// deletes a finished parent's lease once its children have moved on, and making it
+    /// again would read the whole shard a second time.
+    fn superseded(&self) -> BTreeSet<&str> {
+        let listed: BTreeMap<&str, &ShardNode> = self
+            .shards
+            .iter()
+            .map(|n| (n.shard_id.as_str(), n))
+            .collect();
+        let mut done = BTreeSet::new();
+        let mut todo: Vec<&ShardNode> = self
+            .shards
+            .iter()
+            .filter(|n| self.table.contains_key(&n.shard_id))
+            .collect();
+        while let Some(node) = todo.pop() {
+            for parent in [&node.parent, &node.adjacent_parent].into_iter().flatten() {
+                if done.insert(parent.as_str()) {
+                    todo.extend(listed.get(parent.as_str()));
+                }
+            }
+        }
+        done
+    }
+
     /// A lease to create for a shard of the stream that has none.
     fn missing_lease(&self) -> Option<Lease> {
         let known = |id: &str| self.table.contains_key(id) || self.creating.contains(id);
         let initial = self.initial.as_ref()?;
         let latest = matches!(self.config.start, StartPosition::Latest);
+        let done = self.superseded();
         // A listed parent gets its lease first (a child whose parent's lease is missing would
         // look free to take, its parent gone), unless it is never to get one: a shard closed
-        // before a LATEST start.
+        // before a LATEST start, or done (`superseded`).
         let waits_for = |id: &str| {
-            self.shards.iter().any(|p| {
-                p.shard_id == id
-                    && !self.table.contains_key(id)
-                    && !(latest && !p.open && initial.contains(id))
-            })
+            if self.table.contains_key(id) || done.contains(id) {
+                return false;
+            }
+            self.shards
+                .iter()
+                .any(|p| p.shard_id == id && !(latest && !p.open && initial.contains(id)))
         };
         for node in &self.shards {
-            if known(&node.shard_id) {
+            if known(&node.shard_id) || done.contains(node.shard_id.as_str()) {
                 continue;
             }
             if [&node.parent, &node.adjacent_parent]
