@@ -5,8 +5,8 @@
 //! throttling or unreachable); time moved by any step or to a deadline; checkpoints (at a
 //! sequence number or `SHARD_END`); workers killed, restarted under their name, shut down;
 //! the table edited behind their backs (an intruder takes a lease, or asks for it with a
-//! KCL 3 graceful handoff); shards listed with
-//! lineage. Then a drain: every surviving worker answered correctly for several failover
+//! KCL 3 graceful handoff, or deletes a finished lease as KCL's cleanup does once its children
+//! moved on); shards listed with lineage. Then a drain: every surviving worker answered correctly for several failover
 //! times.
 //!
 //! Checked (a panic is a bug):
@@ -16,6 +16,8 @@
 //!   handoff (the coordinator's own, or a KCL 3 leader's, played by the intruder) is
 //!   finished only by the lease's `checkpointOwner`;
 //! - `HandingOff` comes only for a held lease, and `Lost` after it;
+//! - a lease KCL's cleanup deleted is not made again while a listed descendant has one (it
+//!   would be read again from `TRIM_HORIZON`);
 //! - a deadline from `poll_timeout` is in the future of a worker with nothing to do;
 //! - in the drain, once two failover times passed, no shard is read by two alive workers
 //!   at once (leases then move only by graceful handoffs);
@@ -61,6 +63,8 @@ enum Op {
     Intruder(u8),
     /// A KCL 3 leader moves a lease to another worker with a graceful handoff.
     Kcl3Handoff(u8),
+    /// KCL's cleanup deletes a finished lease whose children have moved on.
+    KclCleanup(u8),
     Shards(u8),
 }
 
@@ -99,6 +103,10 @@ struct Harness {
     table: Table,
     workers: Vec<Worker>,
     now: Instant,
+    /// The shards last listed.
+    shards: Vec<ShardNode>,
+    /// Leases deleted by KCL's cleanup.
+    cleaned: BTreeSet<String>,
 }
 
 impl Harness {
@@ -173,6 +181,16 @@ impl Harness {
                             "a checkpoint by a non-owner"
                         );
                     }
+                    (LeaseOp::Create(lease), LeaseAnswer::Written)
+                        if self.cleaned.contains(&lease.lease_key) =>
+                    {
+                        let descendants = descendants(&self.shards, &lease.lease_key);
+                        assert!(
+                            !descendants.iter().any(|d| before.contains_key(d)),
+                            "a lease made again for {}, finished and cleaned up",
+                            lease.lease_key
+                        );
+                    }
                     (LeaseOp::FinishHandoff { lease_key, .. }, LeaseAnswer::Written) => {
                         let from = before
                             .get(lease_key)
@@ -197,6 +215,70 @@ impl Harness {
     }
 }
 
+/// The shards listed below `id`, children first.
+fn descendants(shards: &[ShardNode], id: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut todo = vec![id.to_owned()];
+    while let Some(p) = todo.pop() {
+        for n in shards {
+            let child = [&n.parent, &n.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .any(|q| *q == p);
+            if child && !found.contains(&n.shard_id) {
+                found.push(n.shard_id.clone());
+                todo.push(n.shard_id.clone());
+            }
+        }
+    }
+    found
+}
+
+impl Harness {
+    /// KCL's cleanup: a lease at `SHARD_END` is deleted once every child (listed, or naming
+    /// it in the table) has a lease past its start. Not while a worker's create of it is
+    /// still unanswered: KCL cleans up minutes after a shard's end, long after any request
+    /// of that time has timed out.
+    fn kcl_cleanup(&mut self, k: &str) {
+        if !self.table.items.get(k).is_some_and(Lease::is_finished) {
+            return;
+        }
+        let listed: Vec<&str> = self
+            .shards
+            .iter()
+            .filter(|n| n.parent.as_deref() == Some(k) || n.adjacent_parent.as_deref() == Some(k))
+            .map(|n| n.shard_id.as_str())
+            .collect();
+        let moved_on = |c: &str| {
+            self.table.items.get(c).is_some_and(|l| {
+                matches!(
+                    l.checkpoint,
+                    LeaseCheckpoint::At(_) | LeaseCheckpoint::ShardEnd
+                )
+            })
+        };
+        let named = self
+            .table
+            .items
+            .values()
+            .filter(|l| l.parent_shard_ids.iter().any(|p| p == k));
+        let creating = self.workers.iter().any(|w| {
+            w.waiting
+                .iter()
+                .any(|c| matches!(&c.op, LeaseOp::Create(l) if l.lease_key == k))
+        });
+        if listed.is_empty()
+            || creating
+            || !listed.iter().all(|c| moved_on(c))
+            || !named.clone().all(|l| moved_on(&l.lease_key))
+        {
+            return;
+        }
+        self.table.items.remove(k);
+        self.cleaned.insert(k.to_owned());
+    }
+}
+
 /// The property; see the module docs.
 pub fn lease_coordinator(input: LeaseCoordinatorInput) {
     let n = usize::from(input.workers % 3) + 2;
@@ -218,6 +300,8 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
         table,
         workers: (0..n).map(worker).collect(),
         now: Instant::now(),
+        shards: Vec::new(),
+        cleaned: BTreeSet::new(),
     };
     for op in input.ops.iter().take(300) {
         match op {
@@ -276,6 +360,7 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
                     }
                 }
             }
+            Op::KclCleanup(shard) => h.kcl_cleanup(&key(usize::from(*shard))),
             Op::Shards(count) => {
                 let shards: Vec<ShardNode> = (0..usize::from(*count % 16))
                     .map(|i| ShardNode {
@@ -289,6 +374,7 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
                 for w in &mut h.workers {
                     w.coordinator.on_shards(&shards);
                 }
+                h.shards = shards;
             }
         }
     }
