@@ -1211,9 +1211,9 @@ impl LeaseCoordinator {
         }
     }
 
-    /// The listed shards without a lease that a descendant's lease shows to be done: KCL
-    /// deletes a finished parent's lease once its children have moved on, and making it
-    /// again would read the whole shard a second time.
+    /// The ancestors of every shard that has a lease: done, with or without a lease of their
+    /// own. KCL deletes a finished parent's lease once its children have moved on, and
+    /// making it again would read the whole shard a second time.
     fn superseded(&self) -> BTreeSet<&str> {
         let listed: BTreeMap<&str, &ShardNode> = self
             .shards
