@@ -215,17 +215,18 @@ impl Harness {
     }
 }
 
+/// Whether `n` names `parent` as one of its parents.
+fn child_of(n: &ShardNode, parent: &str) -> bool {
+    n.parent.as_deref() == Some(parent) || n.adjacent_parent.as_deref() == Some(parent)
+}
+
 /// The shards listed below `id`, children first.
 fn descendants(shards: &[ShardNode], id: &str) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     let mut todo = vec![id.to_owned()];
     while let Some(p) = todo.pop() {
         for n in shards {
-            let child = [&n.parent, &n.adjacent_parent]
-                .into_iter()
-                .flatten()
-                .any(|q| *q == p);
-            if child && !found.contains(&n.shard_id) {
+            if child_of(n, &p) && !found.contains(&n.shard_id) {
                 found.push(n.shard_id.clone());
                 todo.push(n.shard_id.clone());
             }
@@ -246,7 +247,7 @@ impl Harness {
         let listed: Vec<&str> = self
             .shards
             .iter()
-            .filter(|n| n.parent.as_deref() == Some(k) || n.adjacent_parent.as_deref() == Some(k))
+            .filter(|n| child_of(n, k))
             .map(|n| n.shard_id.as_str())
             .collect();
         let moved_on = |c: &str| {

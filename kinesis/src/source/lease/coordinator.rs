@@ -1241,12 +1241,14 @@ impl LeaseCoordinator {
         let known = |id: &str| self.table.contains_key(id) || self.creating.contains(id);
         let initial = self.initial.as_ref()?;
         let latest = matches!(self.config.start, StartPosition::Latest);
-        let done = self.superseded();
+        // Worked out only once a shard without a lease turns up (rarely, after a reshard).
+        let done = std::cell::OnceCell::new();
+        let done = || done.get_or_init(|| self.superseded());
         // A listed parent gets its lease first (a child whose parent's lease is missing would
         // look free to take, its parent gone), unless it is never to get one: a shard closed
         // before a LATEST start, or done (`superseded`).
         let waits_for = |id: &str| {
-            if self.table.contains_key(id) || done.contains(id) {
+            if self.table.contains_key(id) || done().contains(id) {
                 return false;
             }
             self.shards
@@ -1254,7 +1256,7 @@ impl LeaseCoordinator {
                 .any(|p| p.shard_id == id && !(latest && !p.open && initial.contains(id)))
         };
         for node in &self.shards {
-            if known(&node.shard_id) || done.contains(node.shard_id.as_str()) {
+            if known(&node.shard_id) || done().contains(node.shard_id.as_str()) {
                 continue;
             }
             if [&node.parent, &node.adjacent_parent]
