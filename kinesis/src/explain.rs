@@ -136,6 +136,8 @@ fn transport(message: &str) -> Transport {
         "broken pipe",
         "unexpected eof",
         "incomplete message",
+        // hyper, when the server closed the connection before the request went out.
+        "connection was not ready",
     ]) {
         Transport::Reset
     } else {
@@ -511,6 +513,32 @@ mod tests {
             None,
         );
         assert_eq!(reword_hints(&throttled, &properties), throttled);
+    }
+
+    /// A server that closes every connection at once fails the request in one of several
+    /// ways depending on timing (hyper's phrasings); each must read the same to a person.
+    #[test]
+    fn a_connection_closed_without_an_answer_reads_the_same_however_it_closed() {
+        let target = Target {
+            stream: "s",
+            region: "us-east-1",
+            endpoint: "http://127.0.0.1:9",
+        };
+        let expected = "the connection to http://127.0.0.1:9 was closed without an answer \
+                        (is it a Kinesis endpoint? --endpoint)";
+        for message in [
+            "dispatch failure: io error: connection closed before message completed",
+            "dispatch failure: other: operation was canceled: connection was not ready",
+            "dispatch failure: io error: Connection reset by peer (os error 104)",
+            "dispatch failure: io error: Broken pipe (os error 32)",
+            "response error: unexpected EOF",
+        ] {
+            assert_eq!(
+                describe("Dispatch", message, Some(&target)),
+                expected,
+                "{message}"
+            );
+        }
     }
 
     #[test]
