@@ -136,8 +136,10 @@ fn transport(message: &str) -> Transport {
         "broken pipe",
         "unexpected eof",
         "incomplete message",
-        // hyper, when the server closed the connection before the request went out.
+        // hyper, when the server closed the connection before the request went out (seen
+        // ready, then not; or closed before it was ever ready).
         "connection was not ready",
+        "channel closed",
     ]) {
         Transport::Reset
     } else {
@@ -529,6 +531,7 @@ mod tests {
         for message in [
             "dispatch failure: io error: connection closed before message completed",
             "dispatch failure: other: operation was canceled: connection was not ready",
+            "dispatch failure: io error: client error (SendRequest): channel closed",
             "dispatch failure: io error: Connection reset by peer (os error 104)",
             "dispatch failure: io error: Broken pipe (os error 32)",
             "response error: unexpected EOF",
