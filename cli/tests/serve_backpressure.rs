@@ -121,9 +121,11 @@ fn put_records(addr: &str, body: &str) -> (u16, serde_json::Value) {
 fn records_that_find_no_room_are_answered_as_throttled_and_only_those() {
     let (endpoint, puts) = start_upstream();
     let config = std::env::temp_dir().join(format!("kpl-serve-full-{}.toml", std::process::id()));
+    // The five in the buffer make room only when their TTL passes; the 200 ms admission
+    // wait must end long before that, on a loaded machine too.
     std::fs::write(
         &config,
-        "MaxBufferedRecords = 5\nRecordTtl = 1500\nRecordMaxBufferedTime = 10\nRequestTimeout = 1000\n",
+        "MaxBufferedRecords = 5\nRecordTtl = 5000\nRecordMaxBufferedTime = 10\nRequestTimeout = 1000\n",
     )
     .unwrap();
     let config_path = config.to_string_lossy().into_owned();

@@ -1509,8 +1509,14 @@ fn fluent_bit() -> Result<(), Failed> {
         }
         let target = Target::start(&scratch, true)?;
         let ca = target.ca_file.clone().ok_or("no certificate")?;
+        // stdin's end starts the shutdown; the grace period (5 s by default) must cover
+        // storing everything still buffered, on a loaded machine too.
+        let service = scratch.path("service.conf");
+        std::fs::write(&service, "[SERVICE]\n    grace 60\n")?;
         let mut cmd = Command::new(&binary);
-        cmd.args(["-i", "stdin", "-o", "kinesis_streams", "-m", "*"])
+        cmd.arg("-c")
+            .arg(&service)
+            .args(["-i", "stdin", "-o", "kinesis_streams", "-m", "*"])
             .args(["-p", &format!("stream={stream}"), "-p", "region=us-east-1"])
             .args([
                 "-p",

@@ -27,7 +27,9 @@ use kpl_kinesis::sink::UserRecord;
 use kpl_kinesis::source::{LeaseSettings, Source, SourceConfig};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const FAILOVER: Duration = Duration::from_secs(3);
+/// Both workers' failover time: long enough that a renewal delayed by a loaded machine
+/// (moto answering late, a JVM pause) never loses a lease mid-test.
+const FAILOVER: Duration = Duration::from_secs(6);
 
 fn main() {
     let args = Arguments::from_args();
@@ -133,7 +135,8 @@ fn kcl_worker(stream: &str, table: &str, extra: &[&str]) -> Result<Vec<u32>, Fai
             "--dynamodb",
             dynamodb_server::ENDPOINT,
         ])
-        .args(["--failover-ms", "3000", "--idle-between-reads-ms", "200"])
+        .args(["--failover-ms", &FAILOVER.as_millis().to_string()])
+        .args(["--idle-between-reads-ms", "200"])
         .args(["--shard-sync-ms", "2000", "--assignment", "lease-count"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -234,7 +237,7 @@ async fn hand_over() -> Result<(), Failed> {
     produce(stream, 400..600, 10).await?;
     let kcl_second = kcl_until_idle(stream, table).await?;
     produce(stream, 600..800, 10).await?;
-    let kpl_second = kpl_worker(stream, table, 400, Duration::from_secs(20)).await?;
+    let kpl_second = kpl_worker(stream, table, 400, Duration::from_secs(30)).await?;
     check_split("KCL then kpl", 400..800, &kcl_second, &kpl_second)?;
     if kcl_second.iter().any(|i| *i >= 600) || kpl_second.iter().any(|i| *i < 600) {
         return Err("KCL's checkpoints were not where kpl resumed".into());

@@ -155,7 +155,7 @@ async fn three_workers() -> Result<(), Failed> {
         .collect();
     tasks[0].abort();
     let killed_at = Instant::now();
-    let moved = until_owners(table, FAILOVER * 5, |o| {
+    let moved = until_owners(table, FAILOVER * 10, |o| {
         held_by_0.iter().all(|k| {
             o.get(k)
                 .is_some_and(|w| w.as_deref() != Some("worker-0") && w.is_some())

@@ -334,6 +334,10 @@ fn copy_stream(env: &Env) -> Result<(), Failed> {
         support::create_stream(&admin, "copy-from", 2).await;
         support::create_stream(&admin, "copy-to", 4).await;
         put("copy-from", 0..5_000).await?;
+        // A PutRecords that a busy kinesis-mock answers late must not be timed out and sent
+        // again after it was stored (a repeat here would be the output's, not the input's).
+        let kpl_config = env.dir.join("copy-out.conf");
+        std::fs::write(&kpl_config, "RequestTimeout = 60000\n")?;
         let mut cmd = Command::new(&env.fluent_bit);
         cmd.arg("-e")
             .arg(library("libkpl_fluent_bit_in.so")?)
@@ -355,6 +359,8 @@ fn copy_stream(env: &Env) -> Result<(), Failed> {
                 "-p",
             ])
             .arg(format!("endpoint={}", support::ENDPOINT))
+            .arg("-p")
+            .arg(format!("kpl_config={}", kpl_config.display()))
             .args(["-p", "record_max_buffered_time=500", "-f", "1"])
             .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
             .env("AWS_SECRET_ACCESS_KEY", "secret")

@@ -192,7 +192,9 @@ fn a_retried_chunk_sends_only_what_was_not_stored() {
         "retry",
         &[
             ("partition_key", "$k"),
-            ("record_ttl", "1000"),
+            // Shard 1's records wait this long; shard 0's must be stored well within it,
+            // on a loaded machine too.
+            ("record_ttl", "3000"),
             ("record_max_buffered_time", "10"),
         ],
     ));
@@ -550,7 +552,8 @@ fn hints_in_the_log_name_the_plugins_properties_not_cli_flags() {
         ("stream", "s"),
         ("endpoint", endpoint.as_str()),
         ("region", "us-east-1"),
-        ("record_ttl", "500"),
+        // Long enough that an attempt fails before it (the line names that attempt's error).
+        ("record_ttl", "3000"),
         ("record_max_buffered_time", "10"),
     ]);
     let out = out.expect("init");
