@@ -11,6 +11,8 @@ export GOPATH="$ROOT/.tools/go" GOMODCACHE="$ROOT/.tools/go/pkg/mod" GOCACHE="$R
 export GOFLAGS="-modcacherw -buildvcs=false -mod=readonly" GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
 mkdir -p "$DEST"
 cd "$HERE"
-go mod download
+# shellcheck source=../../../ci/retry.sh
+source "$ROOT/ci/retry.sh"
+retry go mod download
 go build -trimpath -o "$DEST/adapter" .
 echo "go-kinesis-aggregation: built $DEST/adapter ($(go list -m -f '{{.Path}}@{{.Version}}' github.com/awslabs/kinesis-aggregation/go/v2))"

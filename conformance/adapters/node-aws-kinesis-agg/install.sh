@@ -17,7 +17,9 @@ if check; then
 fi
 log="$(mktemp)"; trap 'rm -f "$log"' EXIT
 mkdir -p "$DEST"
-if ! npm install --prefix "$DEST" --save-exact --no-audit --no-fund --ignore-scripts --loglevel=error \
+# shellcheck source=../../../ci/retry.sh
+source "$ROOT/ci/retry.sh"
+if ! retry npm install --prefix "$DEST" --save-exact --no-audit --no-fund --ignore-scripts --loglevel=error \
       "$PKG@$VERSION" >"$log" 2>&1 || ! check; then
   cat "$log" >&2; echo "node-aws-kinesis-agg: install failed" >&2; exit 1
 fi

@@ -11,6 +11,8 @@
 KPL_HARNESS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KPL_HARNESS_ROOT="$(cd "$KPL_HARNESS_DIR/../../.." && pwd)"
 KPL_TOOLS="$KPL_HARNESS_ROOT/.tools"
+# shellcheck source=../../../ci/retry.sh
+source "$KPL_HARNESS_ROOT/ci/retry.sh"
 KPL_VERSION=0.15.12
 MOCK_VERSION=0.6.2
 KPL_MOCK_DIR="$KPL_TOOLS/kinesis-mock/node_modules/kinesis-local"
@@ -36,7 +38,7 @@ kpl_harness_installed() { kpl_harness_mock_ok && kpl_harness_build_ok; }
 kpl_harness_install() {
   mkdir -p "$KPL_TOOLS"
   if ! kpl_harness_mock_ok; then
-    npm install --no-audit --no-fund --prefix "$KPL_TOOLS/kinesis-mock" "kinesis-local@$MOCK_VERSION" >&2
+    retry npm install --no-audit --no-fund --prefix "$KPL_TOOLS/kinesis-mock" "kinesis-local@$MOCK_VERSION" >&2
   fi
   if ! kpl_harness_build_ok; then
     local log; log="$(mktemp)"
