@@ -121,6 +121,7 @@ impl Cluster {
                         LeaseEvent::Finished { shard_id } => {
                             assert!(w.reading.remove(shard_id), "finished what it did not hold");
                         }
+                        LeaseEvent::Deleted { .. } | LeaseEvent::DeleteFailed { .. } => {}
                     }
                     w.events.push((at, e));
                 }
@@ -437,6 +438,8 @@ fn a_kcl3_style_handoff_asked_of_this_worker_is_honoured() {
             LeaseEvent::HandingOff { .. } => "handing off",
             LeaseEvent::Lost { .. } => "lost",
             LeaseEvent::Finished { .. } => "finished",
+            LeaseEvent::Deleted { .. } => "deleted",
+            LeaseEvent::DeleteFailed { .. } => "not deleted",
         })
         .collect();
     assert_eq!(kinds, ["acquired", "handing off", "lost"]);
@@ -576,7 +579,7 @@ fn leases_are_made_for_shards_without_one_children_from_their_start() {
         worker_id: "worker-0".into(),
         failover_time: FAILOVER,
         start: StartPosition::Latest,
-        max_leases: usize::MAX,
+        ..LeaseConfig::new("worker-0")
     });
     c.set_shards(vec![
         node("closed", None, false),
@@ -830,4 +833,110 @@ fn finished_shards_whose_leases_kcl_deleted_are_not_read_again() {
             ("c3".to_owned(), LeaseCheckpoint::TrimHorizon),
         ])
     );
+}
+
+/// A table where `p` is finished, child `c1` has moved on and child `c2` is still at
+/// `TRIM_HORIZON`; `p`, `c1` and `c2` listed. One worker, whose cleanup waits `delay`.
+fn finished_parent(delay: Option<Duration>) -> Cluster {
+    let mut table = Table::default();
+    table
+        .items
+        .insert("p".into(), Lease::new("p", LeaseCheckpoint::ShardEnd));
+    for (key, cp) in [
+        ("c1", LeaseCheckpoint::At(Checkpoint::new("101", 0))),
+        ("c2", LeaseCheckpoint::TrimHorizon),
+    ] {
+        let mut lease = Lease::new(key, cp);
+        lease.parent_shard_ids = vec!["p".to_owned()];
+        table.items.insert(key.to_owned(), lease);
+    }
+    let mut c = Cluster::new(table, 0);
+    c.join(LeaseConfig {
+        cleanup_delay: delay,
+        ..LeaseConfig::new("")
+    });
+    c.set_shards(vec![
+        node("p", None, false),
+        node("c1", Some("p"), true),
+        node("c2", Some("p"), true),
+    ]);
+    c
+}
+
+#[test]
+fn a_finished_lease_is_deleted_once_every_child_moved_on_and_the_delay_passed() {
+    let delay = FAILOVER * 4;
+    let mut c = finished_parent(Some(delay));
+    // c2 has not moved past its start: p stays, however long.
+    c.run_for(delay * 3);
+    assert!(
+        c.table.items.contains_key("p"),
+        "deleted before c2 moved on"
+    );
+    // c2 is read and checkpointed: p may go from the next scan on, `delay` later.
+    c.workers[0]
+        .coordinator
+        .checkpoint("c2", LeaseCheckpoint::At(Checkpoint::new("201", 0)))
+        .expect("c2 is held");
+    let moved_at = c.now;
+    c.run_for(delay);
+    assert!(
+        c.table.items.contains_key("p"),
+        "deleted before the delay passed"
+    );
+    c.run_for(FAILOVER * 2);
+    assert!(!c.table.items.contains_key("p"), "not deleted");
+    let deletes: Vec<&LeaseOp> = c
+        .table
+        .writes
+        .iter()
+        .filter(|(_, op)| matches!(op, LeaseOp::Delete { .. }))
+        .map(|(_, op)| op)
+        .collect();
+    assert_eq!(
+        deletes,
+        [&LeaseOp::Delete {
+            lease_key: "p".into()
+        }]
+    );
+    let deleted_at = c.workers[0]
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, LeaseEvent::Deleted { shard_id } if shard_id == "p"))
+        .map(|(at, _)| *at)
+        .expect("a Deleted event");
+    let waited = deleted_at - (moved_at - c.start);
+    assert!(
+        waited >= delay && waited <= delay + FAILOVER * 2,
+        "deleted {waited:?} after c2 moved on (delay {delay:?}, scans every {FAILOVER:?})"
+    );
+    // Still listed, p is never made again: its children have leases.
+    c.run_for(delay * 2);
+    let keys: BTreeSet<&str> = c.table.items.keys().map(String::as_str).collect();
+    assert_eq!(keys, BTreeSet::from(["c1", "c2"]));
+}
+
+#[test]
+fn with_cleanup_off_finished_leases_stay() {
+    let mut c = finished_parent(None);
+    c.workers[0]
+        .coordinator
+        .checkpoint("c2", LeaseCheckpoint::At(Checkpoint::new("201", 0)))
+        .ok();
+    c.run_for(Duration::from_secs(3600));
+    assert!(c.table.items.contains_key("p"));
+    assert!(!c
+        .table
+        .writes
+        .iter()
+        .any(|(_, op)| matches!(op, LeaseOp::Delete { .. })));
+}
+
+#[test]
+fn a_finished_lease_without_a_listed_child_is_kept() {
+    // Its children not listed (yet): nothing says they have moved on.
+    let mut c = finished_parent(Some(FAILOVER));
+    c.set_shards(vec![node("p", None, false)]);
+    c.run_for(FAILOVER * 10);
+    assert!(c.table.items.contains_key("p"));
 }

@@ -142,6 +142,13 @@ impl Table {
                 }
                 _ => LeaseAnswer::ConditionFailed,
             },
+            LeaseOp::Delete { lease_key } => match self.items.get(lease_key) {
+                Some(l) if l.is_finished() => {
+                    self.items.remove(lease_key);
+                    LeaseAnswer::Written
+                }
+                _ => LeaseAnswer::ConditionFailed,
+            },
         };
         if answer == LeaseAnswer::Written {
             self.writes.push((worker.to_owned(), op.clone()));
