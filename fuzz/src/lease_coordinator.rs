@@ -6,8 +6,15 @@
 //! sequence number or `SHARD_END`); workers killed, restarted under their name, shut down;
 //! the table edited behind their backs (an intruder takes a lease, or asks for it with a
 //! KCL 3 graceful handoff, or deletes a finished lease as KCL's cleanup does once its children
-//! moved on); shards listed with lineage. Then a drain: every surviving worker answered correctly for several failover
-//! times.
+//! moved on); shards listed with lineage; the workers' own cleanup of finished leases on (two
+//! failover times after they may go). Then a drain: every surviving worker answered
+//! correctly for several failover times.
+//!
+//! Requests are answered in any order, but a create is applied only within one failover
+//! time of being handed out (after that it fails as timed out): the driver's DynamoDB
+//! client gives up on a call after a minute, well within the five minutes a finished lease
+//! waits before it is deleted, and a create applied after the delete would make the lease
+//! again.
 //!
 //! Checked (a panic is a bug):
 //! - a checkpoint reaches the table only through a conditional write by the lease's owner,
@@ -16,8 +23,8 @@
 //!   handoff (the coordinator's own, or a KCL 3 leader's, played by the intruder) is
 //!   finished only by the lease's `checkpointOwner`;
 //! - `HandingOff` comes only for a held lease, and `Lost` after it;
-//! - a lease KCL's cleanup deleted is not made again while a listed descendant has one (it
-//!   would be read again from `TRIM_HORIZON`);
+//! - a lease deleted (by KCL's cleanup, or by a worker's own) is not made again while a
+//!   listed descendant has one (it would be read again from `TRIM_HORIZON`);
 //! - a deadline from `poll_timeout` is in the future of a worker with nothing to do;
 //! - in the drain, once two failover times passed, no shard is read by two alive workers
 //!   at once (leases then move only by graceful handoffs);
@@ -33,13 +40,17 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use kpl_codec::HashRange;
 use kpl_kinesis::source::lease::{
-    Lease, LeaseAnswer, LeaseCall, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
-    LeaseOp,
+    Lease, LeaseAnswer, LeaseCall, LeaseCallId, LeaseCheckpoint, LeaseConfig, LeaseCoordinator,
+    LeaseEvent, LeaseOp,
 };
 use kpl_kinesis::source::{Checkpoint, ShardNode};
 use sim_lease_table::Table;
 
 const FAILOVER: Duration = Duration::from_millis(3_000);
+
+/// Finished leases deleted by the workers themselves, over all runs of this process (for
+/// the corpus probe below: does the corpus reach the cleanup?).
+pub static WORKER_DELETES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The whole input.
 #[derive(Debug, Arbitrary)]
@@ -81,6 +92,8 @@ struct Worker {
     holding: BTreeSet<String>,
     /// Leases it hands over (from its events).
     leaving: BTreeSet<String>,
+    /// When each waiting call was handed out.
+    issued: BTreeMap<LeaseCallId, Instant>,
 }
 
 fn key(i: usize) -> String {
@@ -90,12 +103,14 @@ fn key(i: usize) -> String {
 fn worker(n: usize) -> Worker {
     let mut config = LeaseConfig::new(format!("worker-{n}"));
     config.failover_time = FAILOVER;
+    config.cleanup_delay = Some(FAILOVER * 2);
     Worker {
         coordinator: LeaseCoordinator::new(config),
         alive: true,
         waiting: Vec::new(),
         holding: BTreeSet::new(),
         leaving: BTreeSet::new(),
+        issued: BTreeMap::new(),
     }
 }
 
@@ -105,7 +120,7 @@ struct Harness {
     now: Instant,
     /// The shards last listed.
     shards: Vec<ShardNode>,
-    /// Leases deleted by KCL's cleanup.
+    /// Leases deleted (by KCL's cleanup or a worker's).
     cleaned: BTreeSet<String>,
 }
 
@@ -136,6 +151,7 @@ impl Harness {
                         "finished what it did not hold"
                     );
                 }
+                LeaseEvent::Deleted { .. } | LeaseEvent::DeleteFailed { .. } => {}
             }
         }
         let held: BTreeSet<String> = worker.coordinator.held().map(str::to_owned).collect();
@@ -156,6 +172,7 @@ impl Harness {
             return;
         }
         while let Some(call) = self.workers[w].coordinator.poll_call(self.now) {
+            self.workers[w].issued.insert(call.id, self.now);
             self.workers[w].waiting.push(call);
         }
         self.events(w);
@@ -167,8 +184,14 @@ impl Harness {
             return;
         }
         let call = worker.waiting.remove(pick % worker.waiting.len());
+        let issued = worker.issued.remove(&call.id).unwrap_or(self.now);
         let id = worker.coordinator.config().worker_id.clone();
+        let timed_out = matches!(call.op, LeaseOp::Create(_)) && self.now > issued + FAILOVER;
         let answer = match fault {
+            Fault::None if timed_out => LeaseAnswer::Failed {
+                code: "RequestTimeout".into(),
+                message: "not applied within the client's timeout".into(),
+            },
             Fault::None => {
                 let before = self.table.items.clone();
                 let answer = self.table.apply(&id, &call.op);
@@ -190,6 +213,10 @@ impl Harness {
                             "a lease made again for {}, finished and cleaned up",
                             lease.lease_key
                         );
+                    }
+                    (LeaseOp::Delete { lease_key }, LeaseAnswer::Written) => {
+                        self.cleaned.insert(lease_key.clone());
+                        WORKER_DELETES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     (LeaseOp::FinishHandoff { lease_key, .. }, LeaseAnswer::Written) => {
                         let from = before
@@ -488,4 +515,35 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
     let max = per.values().max().copied().unwrap_or(0);
     let min = per.values().min().copied().unwrap_or(0);
     assert!(max - min <= 1, "uneven shares after the drain: {per:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many inputs of a corpus (`LEASE_CORPUS=dir`) make a worker delete a finished
+    /// lease: `LEASE_CORPUS=fuzz/corpus/lease_coordinator cargo test --release
+    /// corpus_reaches -- --ignored --nocapture` in `fuzz/`.
+    #[test]
+    #[ignore]
+    fn corpus_reaches_the_workers_own_cleanup() {
+        use arbitrary::{Arbitrary, Unstructured};
+        let dir = std::env::var("LEASE_CORPUS").expect("LEASE_CORPUS=dir");
+        let (mut inputs, mut reaching) = (0, 0);
+        for entry in std::fs::read_dir(dir).expect("a directory") {
+            let bytes = std::fs::read(entry.expect("an entry").path()).expect("a file");
+            let Ok(input) = LeaseCoordinatorInput::arbitrary_take_rest(Unstructured::new(&bytes))
+            else {
+                continue;
+            };
+            let before = WORKER_DELETES.load(std::sync::atomic::Ordering::Relaxed);
+            lease_coordinator(input);
+            inputs += 1;
+            if WORKER_DELETES.load(std::sync::atomic::Ordering::Relaxed) > before {
+                reaching += 1;
+            }
+        }
+        eprintln!("{reaching} of {inputs} inputs make a worker delete a finished lease");
+        assert!(reaching > 0);
+    }
 }
