@@ -103,6 +103,9 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
             let mut settings = LeaseSettings::new(table, worker);
             settings.failover_time = Duration::from_millis(args.failover_ms.max(1));
             settings.endpoint = args.dynamodb_endpoint.clone();
+            if args.keep_finished_leases {
+                settings.cleanup_delay = None;
+            }
             builder = builder.leases(settings);
         }
         let mut source = builder
