@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use kpl_kinesis::source::lease::LeaseEvent;
 use kpl_kinesis::source::{LeaseSettings, Source, SourceConfig, SourceRecord, StartPosition};
 use serde::Serialize;
 
@@ -126,9 +127,10 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                 next = source.next() => next,
             };
             // With leases and -v: the shards this worker takes and gives up, on standard
-            // error.
+            // error; a finished lease it could not delete, always.
             while let Some(event) = source.poll_lease_event() {
-                if target.verbose {
+                let failed = matches!(event, LeaseEvent::DeleteFailed { .. });
+                if target.verbose || failed {
                     eprintln!("kpl: {event}");
                 }
             }

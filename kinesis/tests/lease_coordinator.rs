@@ -919,10 +919,11 @@ fn a_finished_lease_is_deleted_once_every_child_moved_on_and_the_delay_passed() 
 #[test]
 fn with_cleanup_off_finished_leases_stay() {
     let mut c = finished_parent(None);
+    c.run_for(FAILOVER);
     c.workers[0]
         .coordinator
         .checkpoint("c2", LeaseCheckpoint::At(Checkpoint::new("201", 0)))
-        .ok();
+        .expect("c2 is held");
     c.run_for(Duration::from_secs(3600));
     assert!(c.table.items.contains_key("p"));
     assert!(!c
@@ -939,4 +940,43 @@ fn a_finished_lease_without_a_listed_child_is_kept() {
     c.set_shards(vec![node("p", None, false)]);
     c.run_for(FAILOVER * 10);
     assert!(c.table.items.contains_key("p"));
+}
+
+#[test]
+fn a_refused_delete_is_reported_and_tried_again_after_the_delay() {
+    let delay = FAILOVER * 4;
+    let mut c = finished_parent(Some(delay));
+    c.table.deny_deletes = true;
+    c.run_for(FAILOVER);
+    c.workers[0]
+        .coordinator
+        .checkpoint("c2", LeaseCheckpoint::At(Checkpoint::new("201", 0)))
+        .expect("c2 is held");
+    c.run_for(delay * 3 + FAILOVER * 2);
+    let failures: Vec<Duration> = c.workers[0]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, LeaseEvent::DeleteFailed { shard_id, code, .. } if shard_id == "p" && code == "AccessDeniedException"))
+        .map(|(at, _)| *at)
+        .collect();
+    // Once per delay, not once per scan.
+    assert!(
+        (2..=3).contains(&failures.len()),
+        "failures at {failures:?}"
+    );
+    assert!(
+        failures.windows(2).all(|w| w[1] - w[0] >= delay),
+        "failures at {failures:?}"
+    );
+    assert!(c.table.items.contains_key("p"));
+    // Allowed again: deleted at the next try.
+    c.table.deny_deletes = false;
+    c.run_for(delay + FAILOVER);
+    assert!(!c.table.items.contains_key("p"), "not deleted once allowed");
+    let line = c.workers[0]
+        .events
+        .iter()
+        .find_map(|(_, e)| matches!(e, LeaseEvent::DeleteFailed { .. }).then(|| e.to_string()))
+        .unwrap_or_default();
+    assert!(line.contains("dynamodb:DeleteItem"), "{line}");
 }

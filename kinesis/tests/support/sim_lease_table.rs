@@ -15,6 +15,8 @@ pub struct Table {
     pub writes: Vec<(String, LeaseOp)>,
     /// When set, every operation fails (DynamoDB unreachable).
     pub down: bool,
+    /// When set, deletes are refused (no `dynamodb:DeleteItem` permission).
+    pub deny_deletes: bool,
 }
 
 impl Table {
@@ -34,6 +36,12 @@ impl Table {
             return LeaseAnswer::Failed {
                 code: "ServiceUnavailable".into(),
                 message: "down".into(),
+            };
+        }
+        if self.deny_deletes && matches!(op, LeaseOp::Delete { .. }) {
+            return LeaseAnswer::Failed {
+                code: "AccessDeniedException".into(),
+                message: "not authorized to perform: dynamodb:DeleteItem".into(),
             };
         }
         let me = Some(worker.to_owned());
