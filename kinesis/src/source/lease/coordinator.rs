@@ -419,7 +419,11 @@ enum Purpose {
 ///   lease is lost; a lease checkpointed at `SHARD_END` is let go (no longer renewed);
 /// - leases are created (a write on condition the key does not exist) for shards of the
 ///   stream that have none, parents before children: with the start position when the
-///   table is empty, at `TRIM_HORIZON` for shards born later (children must be read whole).
+///   table is empty, at `TRIM_HORIZON` for shards born later (children must be read whole);
+///   never for an ancestor of a shard that has a lease (it is done);
+/// - a finished lease is deleted (on condition it is still at `SHARD_END`) once its shard's
+///   children are listed and every child's lease is past its start, `cleanup_delay` after
+///   a scan first showed it (as KCL's cleanup; any worker may, the first one wins).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
