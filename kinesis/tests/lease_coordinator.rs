@@ -980,3 +980,27 @@ fn a_refused_delete_is_reported_and_tried_again_after_the_delay() {
         .unwrap_or_default();
     assert!(line.contains("dynamodb:DeleteItem"), "{line}");
 }
+
+/// Found by the `lease_coordinator` fuzz target (2026-12-06, crash-496e0e20): a listing that
+/// shows a deleted parent but not its children made the parent's lease again, at
+/// `TRIM_HORIZON`. The children's leases name their parents, so the table alone says the
+/// parent is done.
+#[test]
+fn a_deleted_finished_lease_is_not_made_again_when_a_listing_lacks_its_children() {
+    let delay = FAILOVER * 2;
+    let mut c = finished_parent(Some(delay));
+    c.run_for(FAILOVER);
+    c.workers[0]
+        .coordinator
+        .checkpoint("c2", LeaseCheckpoint::At(Checkpoint::new("201", 0)))
+        .expect("c2 is held");
+    c.run_for(delay + FAILOVER * 2);
+    assert!(!c.table.items.contains_key("p"), "not deleted");
+    c.set_shards(vec![node("p", None, false)]);
+    c.run_for(FAILOVER * 5);
+    assert!(
+        !c.table.items.contains_key("p"),
+        "made again: {:?}",
+        c.table.items.get("p")
+    );
+}

@@ -1372,24 +1372,38 @@ impl LeaseCoordinator {
     }
 
     /// The ancestors of every shard that has a lease: done, with or without a lease of their
-    /// own. KCL deletes a finished parent's lease once its children have moved on, and
-    /// making it again would read the whole shard a second time.
+    /// own. KCL deletes a finished parent's lease once its children have moved on (and so
+    /// does this coordinator), and making it again would read the whole shard a second
+    /// time. Lineage comes from the listing and from the leases themselves (their parent
+    /// shard ids), so a listing that lacks the children does not bring a deleted parent
+    /// back.
     fn superseded(&self) -> BTreeSet<&str> {
         let listed: BTreeMap<&str, &ShardNode> = self
             .shards
             .iter()
             .map(|n| (n.shard_id.as_str(), n))
             .collect();
+        let parents = |id: &str| -> Vec<&str> {
+            let from_listing = listed
+                .get(id)
+                .into_iter()
+                .flat_map(|n| [&n.parent, &n.adjacent_parent])
+                .flatten()
+                .map(String::as_str);
+            let from_lease = self
+                .table
+                .get(id)
+                .into_iter()
+                .flat_map(|s| s.lease.parent_shard_ids.iter())
+                .map(String::as_str);
+            from_listing.chain(from_lease).collect()
+        };
         let mut done = BTreeSet::new();
-        let mut todo: Vec<&ShardNode> = self
-            .shards
-            .iter()
-            .filter(|n| self.table.contains_key(&n.shard_id))
-            .collect();
-        while let Some(node) = todo.pop() {
-            for parent in [&node.parent, &node.adjacent_parent].into_iter().flatten() {
-                if done.insert(parent.as_str()) {
-                    todo.extend(listed.get(parent.as_str()));
+        let mut todo: Vec<&str> = self.table.keys().map(String::as_str).collect();
+        while let Some(id) = todo.pop() {
+            for parent in parents(id) {
+                if done.insert(parent) {
+                    todo.push(parent);
                 }
             }
         }
