@@ -6,8 +6,10 @@
 //! sequence number or `SHARD_END`); workers killed, restarted under their name, shut down;
 //! the table edited behind their backs (an intruder takes a lease, or asks for it with a
 //! KCL 3 graceful handoff, or deletes a finished lease as KCL's cleanup does once its children
-//! moved on); shards listed with lineage; the workers' own cleanup of finished leases on (two
-//! failover times after they may go). Then a drain: every surviving worker answered
+//! moved on); the stream growing by splits, its listing handed to one worker at a time
+//! (the others keep older listings, which lack the newest shards; the leases in the table
+//! name their parents as the stream does); the workers' own cleanup of finished leases on
+//! (two failover times after they may go). Then a drain: every surviving worker answered
 //! correctly for several failover times.
 //!
 //! Requests are answered in any order, but a create is applied only within one failover
@@ -56,8 +58,9 @@ pub static WORKER_DELETES: std::sync::atomic::AtomicUsize = std::sync::atomic::A
 #[derive(Debug, Arbitrary)]
 pub struct LeaseCoordinatorInput {
     workers: u8,
-    /// Leases in the table at the start: (parent index or none, finished).
-    leases: Vec<(Option<u8>, bool)>,
+    /// Leases in the table at the start (finished or not), each naming its shard's parent
+    /// as the stream's lineage has it.
+    leases: Vec<bool>,
     ops: Vec<Op>,
 }
 
@@ -118,8 +121,10 @@ struct Harness {
     table: Table,
     workers: Vec<Worker>,
     now: Instant,
-    /// The shards last listed.
+    /// The stream's shards as they are now (workers may have older listings).
     shards: Vec<ShardNode>,
+    /// How many shards the stream has had so far.
+    grown: usize,
     /// Leases deleted (by KCL's cleanup or a worker's).
     cleaned: BTreeSet<String>,
 }
@@ -242,6 +247,24 @@ impl Harness {
     }
 }
 
+/// Shard `i`'s parent in the stream's lineage (a binary tree of splits).
+fn parent_of(i: usize) -> Option<String> {
+    (i >= 2).then(|| key(i / 2 - 1))
+}
+
+/// The stream's first `count` shards, with their lineage.
+fn listing(count: usize) -> Vec<ShardNode> {
+    (0..count)
+        .map(|i| ShardNode {
+            shard_id: key(i),
+            parent: parent_of(i),
+            adjacent_parent: None,
+            range: HashRange::FULL,
+            open: true,
+        })
+        .collect()
+}
+
 /// Whether `n` names `parent` as one of its parents.
 fn child_of(n: &ShardNode, parent: &str) -> bool {
     n.parent.as_deref() == Some(parent) || n.adjacent_parent.as_deref() == Some(parent)
@@ -311,17 +334,14 @@ impl Harness {
 pub fn lease_coordinator(input: LeaseCoordinatorInput) {
     let n = usize::from(input.workers % 3) + 2;
     let mut table = Table::default();
-    let leases: Vec<(Option<u8>, bool)> = input.leases.iter().take(12).copied().collect();
-    for (i, (parent, finished)) in leases.iter().enumerate() {
+    for (i, finished) in input.leases.iter().take(12).enumerate() {
         let cp = if *finished {
             LeaseCheckpoint::ShardEnd
         } else {
             LeaseCheckpoint::TrimHorizon
         };
         let mut lease = Lease::new(key(i), cp);
-        if let Some(p) = parent.map(usize::from).filter(|p| *p < i) {
-            lease.parent_shard_ids = vec![key(p)];
-        }
+        lease.parent_shard_ids = parent_of(i).into_iter().collect();
         table.items.insert(key(i), lease);
     }
     let mut h = Harness {
@@ -329,6 +349,7 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
         workers: (0..n).map(worker).collect(),
         now: Instant::now(),
         shards: Vec::new(),
+        grown: 0,
         cleaned: BTreeSet::new(),
     };
     for op in input.ops.iter().take(300) {
@@ -390,18 +411,14 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
             }
             Op::KclCleanup(shard) => h.kcl_cleanup(&key(usize::from(*shard))),
             Op::Shards(count) => {
-                let shards: Vec<ShardNode> = (0..usize::from(*count % 16))
-                    .map(|i| ShardNode {
-                        shard_id: key(i),
-                        parent: (i >= 2).then(|| key(i / 2 - 1)),
-                        adjacent_parent: None,
-                        range: HashRange::FULL,
-                        open: true,
-                    })
-                    .collect();
-                for w in &mut h.workers {
-                    w.coordinator.on_shards(&shards);
-                }
+                // The stream grows to `count % 16` shards (it never loses one: retention is not
+                // modelled), and one worker lists it; the others keep their older listings,
+                // which lack the newest shards.
+                h.grown = h.grown.max(usize::from(*count % 16));
+                let shards = listing(h.grown);
+                h.workers[usize::from(*count / 16) % n]
+                    .coordinator
+                    .on_shards(&shards);
                 h.shards = shards;
             }
         }
