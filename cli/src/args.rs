@@ -462,12 +462,6 @@ pub struct TailArgs {
         requires = "lease_table"
     )]
     pub failover_ms: u64,
-
-    /// Keep finished leases in the table (by default a shard's lease is deleted 5 minutes
-    /// after its shard was read to the end and its children moved on, as KCL does; that
-    /// needs dynamodb:DeleteItem).
-    #[arg(long, requires = "lease_table")]
-    pub keep_finished_leases: bool,
 }
 
 /// Options of `kpl inspect`.

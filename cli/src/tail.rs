@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kpl_kinesis::source::lease::LeaseEvent;
 use kpl_kinesis::source::{LeaseSettings, Source, SourceConfig, SourceRecord, StartPosition};
 use serde::Serialize;
 
@@ -104,9 +103,6 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
             let mut settings = LeaseSettings::new(table, worker);
             settings.failover_time = Duration::from_millis(args.failover_ms.max(1));
             settings.endpoint = args.dynamodb_endpoint.clone();
-            if args.keep_finished_leases {
-                settings.cleanup_delay = None;
-            }
             builder = builder.leases(settings);
         }
         let mut source = builder
@@ -127,10 +123,9 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> Result<(), Stop> {
                 next = source.next() => next,
             };
             // With leases and -v: the shards this worker takes and gives up, on standard
-            // error; a finished lease it could not delete, always.
+            // error.
             while let Some(event) = source.poll_lease_event() {
-                let failed = matches!(event, LeaseEvent::DeleteFailed { .. });
-                if target.verbose || failed {
+                if target.verbose {
                     eprintln!("kpl: {event}");
                 }
             }

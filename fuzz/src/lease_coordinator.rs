@@ -6,17 +6,8 @@
 //! sequence number or `SHARD_END`); workers killed, restarted under their name, shut down;
 //! the table edited behind their backs (an intruder takes a lease, or asks for it with a
 //! KCL 3 graceful handoff, or deletes a finished lease as KCL's cleanup does once its children
-//! moved on); the stream growing by splits, its listing handed to one worker at a time
-//! (the others keep older listings, which lack the newest shards; the leases in the table
-//! name their parents as the stream does); the workers' own cleanup of finished leases on
-//! (two failover times after they may go). Then a drain: every surviving worker answered
-//! correctly for several failover times.
-//!
-//! Requests are answered in any order, but a create is applied only within one failover
-//! time of being handed out (after that it fails as timed out): the driver's DynamoDB
-//! client gives up on a call after a minute, well within the five minutes a finished lease
-//! waits before it is deleted, and a create applied after the delete would make the lease
-//! again.
+//! moved on); shards listed with lineage. Then a drain: every surviving worker answered correctly for several failover
+//! times.
 //!
 //! Checked (a panic is a bug):
 //! - a checkpoint reaches the table only through a conditional write by the lease's owner,
@@ -25,8 +16,8 @@
 //!   handoff (the coordinator's own, or a KCL 3 leader's, played by the intruder) is
 //!   finished only by the lease's `checkpointOwner`;
 //! - `HandingOff` comes only for a held lease, and `Lost` after it;
-//! - a lease deleted (by KCL's cleanup, or by a worker's own) is not made again while a
-//!   listed descendant has one (it would be read again from `TRIM_HORIZON`);
+//! - a lease KCL's cleanup deleted is not made again while a listed descendant has one (it
+//!   would be read again from `TRIM_HORIZON`);
 //! - a deadline from `poll_timeout` is in the future of a worker with nothing to do;
 //! - in the drain, once two failover times passed, no shard is read by two alive workers
 //!   at once (leases then move only by graceful handoffs);
@@ -42,25 +33,20 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use kpl_codec::HashRange;
 use kpl_kinesis::source::lease::{
-    Lease, LeaseAnswer, LeaseCall, LeaseCallId, LeaseCheckpoint, LeaseConfig, LeaseCoordinator,
-    LeaseEvent, LeaseOp,
+    Lease, LeaseAnswer, LeaseCall, LeaseCheckpoint, LeaseConfig, LeaseCoordinator, LeaseEvent,
+    LeaseOp,
 };
 use kpl_kinesis::source::{Checkpoint, ShardNode};
 use sim_lease_table::Table;
 
 const FAILOVER: Duration = Duration::from_millis(3_000);
 
-/// Finished leases deleted by the workers themselves, over all runs of this process (for
-/// the corpus probe below: does the corpus reach the cleanup?).
-pub static WORKER_DELETES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// The whole input.
 #[derive(Debug, Arbitrary)]
 pub struct LeaseCoordinatorInput {
     workers: u8,
-    /// Leases in the table at the start (finished or not), each naming its shard's parent
-    /// as the stream's lineage has it.
-    leases: Vec<bool>,
+    /// Leases in the table at the start: (parent index or none, finished).
+    leases: Vec<(Option<u8>, bool)>,
     ops: Vec<Op>,
 }
 
@@ -95,8 +81,6 @@ struct Worker {
     holding: BTreeSet<String>,
     /// Leases it hands over (from its events).
     leaving: BTreeSet<String>,
-    /// When each waiting call was handed out.
-    issued: BTreeMap<LeaseCallId, Instant>,
 }
 
 fn key(i: usize) -> String {
@@ -106,14 +90,12 @@ fn key(i: usize) -> String {
 fn worker(n: usize) -> Worker {
     let mut config = LeaseConfig::new(format!("worker-{n}"));
     config.failover_time = FAILOVER;
-    config.cleanup_delay = Some(FAILOVER * 2);
     Worker {
         coordinator: LeaseCoordinator::new(config),
         alive: true,
         waiting: Vec::new(),
         holding: BTreeSet::new(),
         leaving: BTreeSet::new(),
-        issued: BTreeMap::new(),
     }
 }
 
@@ -121,11 +103,9 @@ struct Harness {
     table: Table,
     workers: Vec<Worker>,
     now: Instant,
-    /// The stream's shards as they are now (workers may have older listings).
+    /// The shards last listed.
     shards: Vec<ShardNode>,
-    /// How many shards the stream has had so far.
-    grown: usize,
-    /// Leases deleted (by KCL's cleanup or a worker's).
+    /// Leases deleted by KCL's cleanup.
     cleaned: BTreeSet<String>,
 }
 
@@ -156,7 +136,6 @@ impl Harness {
                         "finished what it did not hold"
                     );
                 }
-                LeaseEvent::Deleted { .. } | LeaseEvent::DeleteFailed { .. } => {}
             }
         }
         let held: BTreeSet<String> = worker.coordinator.held().map(str::to_owned).collect();
@@ -177,7 +156,6 @@ impl Harness {
             return;
         }
         while let Some(call) = self.workers[w].coordinator.poll_call(self.now) {
-            self.workers[w].issued.insert(call.id, self.now);
             self.workers[w].waiting.push(call);
         }
         self.events(w);
@@ -189,14 +167,8 @@ impl Harness {
             return;
         }
         let call = worker.waiting.remove(pick % worker.waiting.len());
-        let issued = worker.issued.remove(&call.id).unwrap_or(self.now);
         let id = worker.coordinator.config().worker_id.clone();
-        let timed_out = matches!(call.op, LeaseOp::Create(_)) && self.now > issued + FAILOVER;
         let answer = match fault {
-            Fault::None if timed_out => LeaseAnswer::Failed {
-                code: "RequestTimeout".into(),
-                message: "not applied within the client's timeout".into(),
-            },
             Fault::None => {
                 let before = self.table.items.clone();
                 let answer = self.table.apply(&id, &call.op);
@@ -218,10 +190,6 @@ impl Harness {
                             "a lease made again for {}, finished and cleaned up",
                             lease.lease_key
                         );
-                    }
-                    (LeaseOp::Delete { lease_key }, LeaseAnswer::Written) => {
-                        self.cleaned.insert(lease_key.clone());
-                        WORKER_DELETES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     (LeaseOp::FinishHandoff { lease_key, .. }, LeaseAnswer::Written) => {
                         let from = before
@@ -245,24 +213,6 @@ impl Harness {
         worker.coordinator.on_answer(call.id, answer, self.now);
         self.events(w);
     }
-}
-
-/// Shard `i`'s parent in the stream's lineage (a binary tree of splits).
-fn parent_of(i: usize) -> Option<String> {
-    (i >= 2).then(|| key(i / 2 - 1))
-}
-
-/// The stream's first `count` shards, with their lineage.
-fn listing(count: usize) -> Vec<ShardNode> {
-    (0..count)
-        .map(|i| ShardNode {
-            shard_id: key(i),
-            parent: parent_of(i),
-            adjacent_parent: None,
-            range: HashRange::FULL,
-            open: true,
-        })
-        .collect()
 }
 
 /// Whether `n` names `parent` as one of its parents.
@@ -334,14 +284,17 @@ impl Harness {
 pub fn lease_coordinator(input: LeaseCoordinatorInput) {
     let n = usize::from(input.workers % 3) + 2;
     let mut table = Table::default();
-    for (i, finished) in input.leases.iter().take(12).enumerate() {
+    let leases: Vec<(Option<u8>, bool)> = input.leases.iter().take(12).copied().collect();
+    for (i, (parent, finished)) in leases.iter().enumerate() {
         let cp = if *finished {
             LeaseCheckpoint::ShardEnd
         } else {
             LeaseCheckpoint::TrimHorizon
         };
         let mut lease = Lease::new(key(i), cp);
-        lease.parent_shard_ids = parent_of(i).into_iter().collect();
+        if let Some(p) = parent.map(usize::from).filter(|p| *p < i) {
+            lease.parent_shard_ids = vec![key(p)];
+        }
         table.items.insert(key(i), lease);
     }
     let mut h = Harness {
@@ -349,7 +302,6 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
         workers: (0..n).map(worker).collect(),
         now: Instant::now(),
         shards: Vec::new(),
-        grown: 0,
         cleaned: BTreeSet::new(),
     };
     for op in input.ops.iter().take(300) {
@@ -411,14 +363,18 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
             }
             Op::KclCleanup(shard) => h.kcl_cleanup(&key(usize::from(*shard))),
             Op::Shards(count) => {
-                // The stream grows to `count % 16` shards (it never loses one: retention is not
-                // modelled), and one worker lists it; the others keep their older listings,
-                // which lack the newest shards.
-                h.grown = h.grown.max(usize::from(*count % 16));
-                let shards = listing(h.grown);
-                h.workers[usize::from(*count / 16) % n]
-                    .coordinator
-                    .on_shards(&shards);
+                let shards: Vec<ShardNode> = (0..usize::from(*count % 16))
+                    .map(|i| ShardNode {
+                        shard_id: key(i),
+                        parent: (i >= 2).then(|| key(i / 2 - 1)),
+                        adjacent_parent: None,
+                        range: HashRange::FULL,
+                        open: true,
+                    })
+                    .collect();
+                for w in &mut h.workers {
+                    w.coordinator.on_shards(&shards);
+                }
                 h.shards = shards;
             }
         }
@@ -532,35 +488,4 @@ pub fn lease_coordinator(input: LeaseCoordinatorInput) {
     let max = per.values().max().copied().unwrap_or(0);
     let min = per.values().min().copied().unwrap_or(0);
     assert!(max - min <= 1, "uneven shares after the drain: {per:?}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// How many inputs of a corpus (`LEASE_CORPUS=dir`) make a worker delete a finished
-    /// lease: `LEASE_CORPUS=fuzz/corpus/lease_coordinator cargo test --release
-    /// corpus_reaches -- --ignored --nocapture` in `fuzz/`.
-    #[test]
-    #[ignore]
-    fn corpus_reaches_the_workers_own_cleanup() {
-        use arbitrary::{Arbitrary, Unstructured};
-        let dir = std::env::var("LEASE_CORPUS").expect("LEASE_CORPUS=dir");
-        let (mut inputs, mut reaching) = (0, 0);
-        for entry in std::fs::read_dir(dir).expect("a directory") {
-            let bytes = std::fs::read(entry.expect("an entry").path()).expect("a file");
-            let Ok(input) = LeaseCoordinatorInput::arbitrary_take_rest(Unstructured::new(&bytes))
-            else {
-                continue;
-            };
-            let before = WORKER_DELETES.load(std::sync::atomic::Ordering::Relaxed);
-            lease_coordinator(input);
-            inputs += 1;
-            if WORKER_DELETES.load(std::sync::atomic::Ordering::Relaxed) > before {
-                reaching += 1;
-            }
-        }
-        eprintln!("{reaching} of {inputs} inputs make a worker delete a finished lease");
-        assert!(reaching > 0);
-    }
 }

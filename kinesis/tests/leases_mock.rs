@@ -3,9 +3,7 @@
 //! an 8-shard stream split the shards evenly; one is killed (its source dropped: no
 //! release, no more renewals, as after SIGKILL) and its shards move to the others within
 //! the failover time; a shard is split while they read; every record is delivered, and the
-//! duplicates (re-reads after a lease moved before its checkpoint was written) are counted;
-//! the split shards' finished leases are deleted once their children have moved on, and are
-//! not made again.
+//! duplicates (re-reads after a lease moved before its checkpoint was written) are counted.
 
 #[path = "support/dynamodb.rs"]
 mod dynamodb_server;
@@ -18,14 +16,11 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::ScalingType;
 use kpl_kinesis::sink::UserRecord;
 use kpl_kinesis::source::lease::dynamodb::from_item;
-use kpl_kinesis::source::lease::{Lease, LeaseCheckpoint};
 use kpl_kinesis::source::{LeaseSettings, Source, SourceConfig, SourceRecord};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use dynamodb_server::ENDPOINT as DYNAMODB;
 const FAILOVER: Duration = Duration::from_secs(3);
-/// How long a finished lease whose children moved on stays (5 minutes by default).
-const CLEANUP: Duration = Duration::from_secs(2);
 
 fn main() {
     let args = Arguments::from_args();
@@ -48,42 +43,15 @@ fn dynamodb() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
 
-/// Every lease, from a scan of the table.
-async fn leases(table: &str) -> Result<Vec<Lease>, Failed> {
-    let scan = dynamodb().scan().table_name(table).send().await?;
-    Ok(scan.items().iter().filter_map(from_item).collect())
-}
-
 /// Lease owners by shard, from a scan of the table.
 async fn owners(table: &str) -> Result<BTreeMap<String, Option<String>>, Failed> {
-    Ok(leases(table)
-        .await?
-        .into_iter()
+    let scan = dynamodb().scan().table_name(table).send().await?;
+    Ok(scan
+        .items()
+        .iter()
+        .filter_map(from_item)
         .map(|l| (l.lease_key, l.lease_owner))
         .collect())
-}
-
-/// The finished leases that may be deleted: each with a child lease, every child lease
-/// past its start.
-fn may_go(leases: &[Lease]) -> Vec<String> {
-    let moved_on = |l: &Lease| {
-        matches!(
-            l.checkpoint,
-            LeaseCheckpoint::At(_) | LeaseCheckpoint::ShardEnd
-        )
-    };
-    leases
-        .iter()
-        .filter(|p| p.is_finished())
-        .filter(|p| {
-            let children: Vec<&Lease> = leases
-                .iter()
-                .filter(|c| c.parent_shard_ids.contains(&p.lease_key))
-                .collect();
-            !children.is_empty() && children.iter().all(|c| moved_on(c))
-        })
-        .map(|p| p.lease_key.clone())
-        .collect()
 }
 
 /// What each worker got: (worker, record).
@@ -92,7 +60,6 @@ type Log = Arc<Mutex<Vec<(usize, SourceRecord)>>>;
 async fn worker(n: usize, stream: &str, table: &str, log: Log) -> Result<(), Failed> {
     let mut settings = LeaseSettings::new(table, format!("worker-{n}"));
     settings.failover_time = FAILOVER;
-    settings.cleanup_delay = Some(CLEANUP);
     settings.endpoint = Some(DYNAMODB.to_owned());
     let mut source = Source::builder()
         .stream_name(stream)
@@ -216,36 +183,6 @@ async fn three_workers() -> Result<(), Failed> {
     if !until(Duration::from_secs(90), || distinct(&log).len() == 4_000).await {
         return Err(format!("{} of 4000 records read", distinct(&log).len()).into());
     }
-    // The split shards' leases are finished; once their children have moved on, the
-    // workers delete them (CLEANUP after a scan shows it), and do not make them again.
-    let parents: BTreeSet<String> = (0..8).map(|i| format!("shardId-{i:012}")).collect();
-    let started = Instant::now();
-    loop {
-        let now = leases(table).await?;
-        if may_go(&now).is_empty() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("finished leases not deleted: {:?}", may_go(&now)).into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let deleted: BTreeSet<String> = {
-        let left: BTreeSet<String> = owners(table).await?.into_keys().collect();
-        parents.difference(&left).cloned().collect()
-    };
-    if deleted.is_empty() {
-        return Err("no finished lease was deleted".into());
-    }
-    tokio::time::sleep(FAILOVER * 2).await;
-    let again: Vec<String> = owners(table)
-        .await?
-        .into_keys()
-        .filter(|k| deleted.contains(k))
-        .collect();
-    if !again.is_empty() {
-        return Err(format!("deleted leases made again: {again:?}").into());
-    }
     for t in &tasks {
         t.abort();
     }
@@ -281,10 +218,9 @@ async fn three_workers() -> Result<(), Failed> {
     }
     eprintln!("duplicates by shard and readers: {per_shard:?}");
     eprintln!(
-        "leases: shards of the dead worker moved in {took:?} (failover {FAILOVER:?}); {} records, {} read twice ({after_death} of the dead worker's shards); {} finished leases deleted",
+        "leases: shards of the dead worker moved in {took:?} (failover {FAILOVER:?}); {} records, {} read twice ({after_death} of the dead worker's shards)",
         seen.len(),
-        duplicates.len(),
-        deleted.len()
+        duplicates.len()
     );
     Ok(())
 }

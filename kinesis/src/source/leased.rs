@@ -28,10 +28,6 @@ pub struct LeaseSettings {
     pub failover_time: Duration,
     /// Most leases this worker holds (default: no limit).
     pub max_leases: usize,
-    /// How long a finished lease whose children have moved on stays in the table before
-    /// it is deleted (default 5 minutes, as KCL; `None` keeps them). Deleting needs
-    /// `dynamodb:DeleteItem`; see [`LeaseConfig::cleanup_delay`].
-    pub cleanup_delay: Option<Duration>,
     /// A DynamoDB endpoint URL (a local server); default AWS.
     pub endpoint: Option<String>,
 }
@@ -55,7 +51,6 @@ impl LeaseSettings {
             worker_id: worker_id.into(),
             failover_time: Duration::from_secs(10),
             max_leases: usize::MAX,
-            cleanup_delay: LeaseConfig::new("").cleanup_delay,
             endpoint: None,
         }
     }
@@ -74,9 +69,6 @@ pub(crate) struct LeaseRunner {
     /// Lease events for the consumer's log ([`NOTICES`] at most; the oldest go first).
     notices: VecDeque<LeaseEvent>,
 }
-
-/// The most a lease table call may take, retries included.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lease events kept for a consumer that does not read them.
 const NOTICES: usize = 1024;
@@ -107,22 +99,6 @@ impl LeaseRunner {
         if let Some(endpoint) = settings.endpoint.clone() {
             conf = conf.endpoint_url(endpoint);
         }
-        // A lease call never hangs: a minute at most, retries included, unless the SDK
-        // config sets its own operation timeout. (A create applied long after it was sent
-        // could make a deleted finished lease again; finished leases wait `cleanup_delay`,
-        // minutes, before they go.)
-        let mut timeouts = sdk
-            .timeout_config()
-            .map(|t| t.to_builder())
-            .unwrap_or_default();
-        if sdk
-            .timeout_config()
-            .and_then(|t| t.operation_timeout())
-            .is_none()
-        {
-            timeouts = timeouts.operation_timeout(CALL_TIMEOUT);
-        }
-        conf = conf.timeout_config(timeouts.build());
         let client = Client::from_conf(conf.build());
         ensure_table(&client, &settings.table, Duration::from_secs(60)).await?;
         let coordinator = LeaseCoordinator::new(LeaseConfig {
@@ -130,7 +106,6 @@ impl LeaseRunner {
             failover_time: settings.failover_time,
             start,
             max_leases: settings.max_leases,
-            cleanup_delay: settings.cleanup_delay,
         });
         Ok(LeaseRunner {
             coordinator,
@@ -193,16 +168,6 @@ impl LeaseRunner {
                 LeaseEvent::Finished { shard_id } => {
                     tracing::debug!(shard = %shard_id, "lease finished (SHARD_END)");
                     core.revoke(shard_id);
-                }
-                LeaseEvent::Deleted { shard_id } => {
-                    tracing::debug!(shard = %shard_id, "finished lease deleted (children moved on)");
-                }
-                LeaseEvent::DeleteFailed {
-                    shard_id,
-                    code,
-                    message,
-                } => {
-                    tracing::warn!(shard = %shard_id, code = %code, message = %message, "finished lease not deleted (needs dynamodb:DeleteItem); tried again later");
                 }
             }
             // Kept for the consumer's log, a bounded number.

@@ -15,8 +15,6 @@ pub struct Table {
     pub writes: Vec<(String, LeaseOp)>,
     /// When set, every operation fails (DynamoDB unreachable).
     pub down: bool,
-    /// When set, deletes are refused (no `dynamodb:DeleteItem` permission).
-    pub deny_deletes: bool,
 }
 
 impl Table {
@@ -36,12 +34,6 @@ impl Table {
             return LeaseAnswer::Failed {
                 code: "ServiceUnavailable".into(),
                 message: "down".into(),
-            };
-        }
-        if self.deny_deletes && matches!(op, LeaseOp::Delete { .. }) {
-            return LeaseAnswer::Failed {
-                code: "AccessDeniedException".into(),
-                message: "not authorized to perform: dynamodb:DeleteItem".into(),
             };
         }
         let me = Some(worker.to_owned());
@@ -146,13 +138,6 @@ impl Table {
                 Some(l) if l.lease_counter == *counter && l.lease_owner == me => {
                     l.lease_owner = None;
                     l.lease_counter += 1;
-                    LeaseAnswer::Written
-                }
-                _ => LeaseAnswer::ConditionFailed,
-            },
-            LeaseOp::Delete { lease_key } => match self.items.get(lease_key) {
-                Some(l) if l.is_finished() => {
-                    self.items.remove(lease_key);
                     LeaseAnswer::Written
                 }
                 _ => LeaseAnswer::ConditionFailed,

@@ -20,12 +20,6 @@ pub struct LeaseConfig {
     pub start: StartPosition,
     /// Most leases this worker holds (default: no limit).
     pub max_leases: usize,
-    /// How long a finished lease stays in the table once it may go: at `SHARD_END`, every
-    /// child of its shard listed and every child's lease past its start. Then it is
-    /// deleted (on condition it is still at `SHARD_END`), as KCL's cleanup does, so that
-    /// the table does not grow with every reshard. Default 5 minutes (KCL's
-    /// `completedLeaseCleanupIntervalMillis`); `None` keeps finished leases.
-    pub cleanup_delay: Option<Duration>,
 }
 
 impl LeaseConfig {
@@ -36,7 +30,6 @@ impl LeaseConfig {
             failover_time: Duration::from_secs(10),
             start: StartPosition::TrimHorizon,
             max_leases: usize::MAX,
-            cleanup_delay: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -125,12 +118,6 @@ pub enum LeaseOp {
         /// The counter this worker last wrote.
         counter: u64,
     },
-    /// If the lease exists and its checkpoint is `SHARD_END`: delete it (a finished lease
-    /// whose children have moved on; see [`LeaseConfig::cleanup_delay`]).
-    Delete {
-        /// The lease.
-        lease_key: String,
-    },
 }
 
 /// An operation to make, then to answer with [`LeaseCoordinator::on_answer`].
@@ -191,23 +178,6 @@ pub enum LeaseEvent {
         /// The shard.
         shard_id: String,
     },
-    /// A finished lease whose children have moved on was deleted from the table by this
-    /// worker ([`LeaseConfig::cleanup_delay`]).
-    Deleted {
-        /// The shard.
-        shard_id: String,
-    },
-    /// Deleting a finished lease failed (tried again after another
-    /// [`LeaseConfig::cleanup_delay`]): for a log, as the cause is often a missing
-    /// `dynamodb:DeleteItem` permission.
-    DeleteFailed {
-        /// The shard.
-        shard_id: String,
-        /// The error code.
-        code: String,
-        /// The service's message.
-        message: String,
-    },
 }
 
 impl core::fmt::Display for LeaseEvent {
@@ -233,19 +203,6 @@ impl core::fmt::Display for LeaseEvent {
             LeaseEvent::Finished { shard_id } => {
                 write!(f, "shard {shard_id} read to its end (SHARD_END)")
             }
-            LeaseEvent::Deleted { shard_id } => write!(
-                f,
-                "lease of {shard_id} deleted: finished, and its children have moved on"
-            ),
-            LeaseEvent::DeleteFailed {
-                shard_id,
-                code,
-                message,
-            } => write!(
-                f,
-                "lease of {shard_id} (finished) not deleted: {code}: {message} (tried again later; \
-                 needs dynamodb:DeleteItem)"
-            ),
         }
     }
 }
@@ -379,7 +336,6 @@ enum Purpose {
     /// An awaited lease read.
     Await(String),
     FinishHandoff(String, Option<LeaseCheckpoint>),
-    Delete(String),
 }
 
 /// The sans-IO lease coordinator: one worker's side of KCL's lease protocol. Handed the
@@ -419,11 +375,7 @@ enum Purpose {
 ///   lease is lost; a lease checkpointed at `SHARD_END` is let go (no longer renewed);
 /// - leases are created (a write on condition the key does not exist) for shards of the
 ///   stream that have none, parents before children: with the start position when the
-///   table is empty, at `TRIM_HORIZON` for shards born later (children must be read whole);
-///   never for an ancestor of a shard that has a lease (it is done);
-/// - a finished lease is deleted (on condition it is still at `SHARD_END`) once its shard's
-///   children are listed and every child's lease is past its start, `cleanup_delay` after
-///   a scan first showed it (as KCL's cleanup; any worker may, the first one wins).
+///   table is empty, at `TRIM_HORIZON` for shards born later (children must be read whole).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -473,11 +425,6 @@ pub struct LeaseCoordinator {
     next_id: u64,
     events: VecDeque<LeaseEvent>,
     shutting_down: bool,
-    /// Finished leases that may be deleted (see [`LeaseConfig::cleanup_delay`]), with when
-    /// that was first seen (or when a failed delete is to be tried again from).
-    deletable: BTreeMap<String, Instant>,
-    /// Deletes in flight.
-    deleting: BTreeSet<String>,
 }
 
 impl LeaseCoordinator {
@@ -504,8 +451,6 @@ impl LeaseCoordinator {
             next_id: 0,
             events: VecDeque::new(),
             shutting_down: false,
-            deletable: BTreeMap::new(),
-            deleting: BTreeSet::new(),
         }
     }
 
@@ -748,13 +693,6 @@ impl LeaseCoordinator {
                 }
             });
         }
-        if let Some(key) = self.due_delete(now) {
-            self.deleting.insert(key.clone());
-            let op = LeaseOp::Delete {
-                lease_key: key.clone(),
-            };
-            return Some(self.call(Purpose::Delete(key), op));
-        }
         if self.scanned && !self.shutting_down && self.create_retry_at.is_none_or(|t| t <= now) {
             if let Some(lease) = self.missing_lease() {
                 self.creating.insert(lease.lease_key.clone());
@@ -796,13 +734,6 @@ impl LeaseCoordinator {
         }
         if let Some(t) = self.create_retry_at {
             at(t);
-        }
-        if let (Some(delay), false) = (self.config.cleanup_delay, self.shutting_down) {
-            for (key, since) in &self.deletable {
-                if !self.deleting.contains(key) && self.may_go(key) {
-                    at(*since + delay);
-                }
-            }
         }
         wake
     }
@@ -918,96 +849,6 @@ impl LeaseCoordinator {
                 LeaseAnswer::Written | LeaseAnswer::ConditionFailed => self.lose(&key),
                 _ => self.failed(&key, now, None),
             },
-            Purpose::Delete(key) => {
-                self.deleting.remove(&key);
-                match answer {
-                    LeaseAnswer::Written => {
-                        self.deletable.remove(&key);
-                        self.table.remove(&key);
-                        self.events.push_back(LeaseEvent::Deleted { shard_id: key });
-                    }
-                    // Gone already (another worker, KCL), or not finished after all: the
-                    // next scan tells.
-                    LeaseAnswer::ConditionFailed | LeaseAnswer::Scanned(_) => {
-                        self.deletable.remove(&key);
-                    }
-                    LeaseAnswer::Failed { code, message } => {
-                        if let Some(since) = self.deletable.get_mut(&key) {
-                            *since = now;
-                        }
-                        self.events.push_back(LeaseEvent::DeleteFailed {
-                            shard_id: key,
-                            code,
-                            message,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    /// A finished lease whose delete is due now, if any (it may still go, as the table was
-    /// last seen and the shards last listed).
-    fn due_delete(&self, now: Instant) -> Option<String> {
-        let delay = self.config.cleanup_delay?;
-        if self.shutting_down {
-            return None;
-        }
-        self.deletable
-            .iter()
-            .find(|(key, since)| {
-                !self.deleting.contains(*key) && **since + delay <= now && self.may_go(key)
-            })
-            .map(|(key, _)| key.clone())
-    }
-
-    /// Whether finished lease `key` may be deleted: at `SHARD_END`, at least one child of
-    /// its shard listed, and every listed child, and every lease naming it as a parent,
-    /// past its start (a lease of a sequence number or `SHARD_END`). Its listed children
-    /// having leases, it is never made again (see [`Self::superseded`]).
-    fn may_go(&self, key: &str) -> bool {
-        if !self.table.get(key).is_some_and(|s| s.lease.is_finished()) {
-            return false;
-        }
-        let moved_on = |k: &str| {
-            self.table.get(k).is_some_and(|s| {
-                matches!(
-                    s.lease.checkpoint,
-                    LeaseCheckpoint::At(_) | LeaseCheckpoint::ShardEnd
-                )
-            })
-        };
-        let mut listed = self
-            .shards
-            .iter()
-            .filter(|n| {
-                n.parent.as_deref() == Some(key) || n.adjacent_parent.as_deref() == Some(key)
-            })
-            .peekable();
-        let mut named = self
-            .table
-            .values()
-            .filter(|s| s.lease.parent_shard_ids.iter().any(|p| p == key));
-        listed.peek().is_some()
-            && listed.all(|n| moved_on(&n.shard_id))
-            && named.all(|s| moved_on(&s.lease.lease_key))
-    }
-
-    /// After a scan: the finished leases that may be deleted ([`Self::may_go`]), each with
-    /// when that was first seen.
-    fn find_deletable(&mut self, now: Instant) {
-        if self.config.cleanup_delay.is_none() {
-            return;
-        }
-        let may_go: Vec<String> = self
-            .table
-            .keys()
-            .filter(|key| self.may_go(key))
-            .cloned()
-            .collect();
-        self.deletable.retain(|key, _| may_go.contains(key));
-        for key in may_go {
-            self.deletable.entry(key).or_insert(now);
         }
     }
 
@@ -1291,7 +1132,6 @@ impl LeaseCoordinator {
         for key in gone {
             self.awaiting.remove(&key);
         }
-        self.find_deletable(now);
         if !self.shutting_down {
             self.plan_takes(now);
         }
@@ -1372,11 +1212,10 @@ impl LeaseCoordinator {
     }
 
     /// The ancestors of every shard that has a lease: done, with or without a lease of their
-    /// own. KCL deletes a finished parent's lease once its children have moved on (and so
-    /// does this coordinator), and making it again would read the whole shard a second
-    /// time. Lineage comes from the listing and from the leases themselves (their parent
-    /// shard ids), so a listing that lacks the children does not bring a deleted parent
-    /// back.
+    /// own. KCL deletes a finished parent's lease once its children have moved on, and
+    /// making it again would read the whole shard a second time. Lineage comes from the
+    /// listing and from the leases themselves (their parent shard ids), so a listing that
+    /// lacks the children (one made before the split) does not bring a deleted parent back.
     fn superseded(&self) -> BTreeSet<&str> {
         let listed: BTreeMap<&str, &ShardNode> = self
             .shards

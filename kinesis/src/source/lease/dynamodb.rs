@@ -310,20 +310,6 @@ pub async fn execute(client: &Client, table: &str, worker: &str, op: LeaseOp) ->
                 .condition_expression("#c = :c AND #o = :me");
             written(request).await
         }
-        LeaseOp::Delete { lease_key } => {
-            let (end, _) = LeaseCheckpoint::ShardEnd.to_attributes();
-            client
-                .delete_item()
-                .table_name(table)
-                .key(attr::LEASE_KEY, s(&lease_key))
-                .expression_attribute_names("#k", attr::LEASE_KEY)
-                .expression_attribute_names("#cp", attr::CHECKPOINT)
-                .expression_attribute_values(":end", s(end))
-                .condition_expression("attribute_exists(#k) AND #cp = :end")
-                .send()
-                .await
-                .map_or_else(|e| failed(&e), |_| LeaseAnswer::Written)
-        }
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use kpl_fluent_bit::log::Logger;
 use kpl_fluent_bit::pack::Packer;
-use kpl_kinesis::source::lease::LeaseEvent;
 use kpl_kinesis::source::{
     CheckpointStore, FileCheckpoints, MemoryCheckpoints, Source, SourceConfig, SourceRecord,
 };
@@ -259,11 +258,7 @@ fn read(
             loop {
                 // With lease_table: the shards this instance takes and gives up.
                 while let Some(event) = source.poll_lease_event() {
-                    if matches!(event, LeaseEvent::DeleteFailed { .. }) {
-                        log.warn(&event.to_string());
-                    } else {
-                        log.info(&event.to_string());
-                    }
+                    log.info(&event.to_string());
                 }
                 if source.leases_moved() != moved {
                     // A shard handed over to another worker (or lost): its records not given

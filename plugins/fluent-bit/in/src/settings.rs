@@ -168,12 +168,7 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
     };
     let leases = match prop("lease_table") {
         None => {
-            for other in [
-                "worker_id",
-                "dynamodb_endpoint",
-                "failover_time",
-                "lease_cleanup",
-            ] {
+            for other in ["worker_id", "dynamodb_endpoint", "failover_time"] {
                 if prop(other).is_some() {
                     return Err(err(other, "needs lease_table".into()));
                 }
@@ -193,15 +188,6 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, SettingEr
             if let Some(v) = prop("failover_time") {
                 let ms = parse_millis(&v).map_err(|e| err("failover_time", e))?;
                 leases.failover_time = Duration::from_millis(ms.max(1));
-            }
-            if let Some(v) = prop("lease_cleanup") {
-                leases.cleanup_delay = if v.eq_ignore_ascii_case("off") {
-                    None
-                } else {
-                    let ms = parse_millis(&v)
-                        .map_err(|e| err("lease_cleanup", format!("{e}, or off")))?;
-                    Some(Duration::from_millis(ms))
-                };
             }
             if let Some(url) = prop("dynamodb_endpoint") {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -262,7 +248,6 @@ mod tests {
         let leases = s.leases.expect("leases");
         assert_eq!(leases.table, "app");
         assert_eq!(leases.failover_time, Duration::from_secs(10));
-        assert_eq!(leases.cleanup_delay, Some(Duration::from_secs(300)));
         assert!(leases
             .worker_id
             .ends_with(&format!("-{}", std::process::id())));
@@ -272,20 +257,9 @@ mod tests {
             ("worker_id", "fb-1"),
             ("failover_time", "3000"),
             ("dynamodb_endpoint", "http://127.0.0.1:8000"),
-            ("lease_cleanup", "1m"),
         ])
         .unwrap();
         let leases = s.leases.expect("leases");
-        assert_eq!(leases.cleanup_delay, Some(Duration::from_secs(60)));
-        let off = parse_map(&[
-            ("stream", "s"),
-            ("lease_table", "t"),
-            ("lease_cleanup", "OFF"),
-        ])
-        .unwrap()
-        .leases
-        .expect("leases");
-        assert_eq!(off.cleanup_delay, None);
         assert_eq!(
             (
                 leases.worker_id.as_str(),
@@ -312,11 +286,6 @@ mod tests {
                 vec![("lease_table", "t"), ("failover_time", "soon")],
                 "failover_time",
             ),
-            (
-                vec![("lease_table", "t"), ("lease_cleanup", "never")],
-                "lease_cleanup",
-            ),
-            (vec![("lease_cleanup", "off")], "lease_cleanup"),
             (vec![("table_name", "t")], "table_name"),
         ] {
             let mut all = vec![("stream", "s")];
