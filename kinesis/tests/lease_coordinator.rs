@@ -776,18 +776,24 @@ fn a_scan_handed_out_before_a_take_does_not_drop_the_lease_taken() {
     assert_eq!(worker.held().collect::<Vec<_>>(), ["s0"]);
 }
 
-#[test]
-fn finished_shards_whose_leases_kcl_deleted_are_not_read_again() {
-    // KCL deletes a finished parent's lease once its children's checkpoints are past
-    // TRIM_HORIZON, while the parent may still be listed (within the stream's retention).
-    // A lease made again for it would start at TRIM_HORIZON and read it all again.
+/// A table as KCL's cleanup leaves it: children `c1` and `c2` of `p` past their start, their
+/// leases naming `p`, whose own lease is deleted.
+fn children_moved_on_parent_deleted() -> Table {
     let mut table = Table::default();
     for (key, seq) in [("c1", "101"), ("c2", "102")] {
         let mut lease = Lease::new(key, LeaseCheckpoint::At(Checkpoint::new(seq, 0)));
         lease.parent_shard_ids = vec!["p".to_owned()];
         table.items.insert(key.to_owned(), lease);
     }
-    let mut c = Cluster::new(table, 1);
+    table
+}
+
+#[test]
+fn finished_shards_whose_leases_kcl_deleted_are_not_read_again() {
+    // KCL deletes a finished parent's lease once its children's checkpoints are past
+    // TRIM_HORIZON, while the parent may still be listed (within the stream's retention).
+    // A lease made again for it would start at TRIM_HORIZON and read it all again.
+    let mut c = Cluster::new(children_moved_on_parent_deleted(), 1);
     c.set_shards(vec![
         node("gp", None, false),
         node("p", Some("gp"), false),
@@ -838,13 +844,7 @@ fn finished_shards_whose_leases_kcl_deleted_are_not_read_again() {
 /// `TRIM_HORIZON`. (Found while fuzzing a cleanup of kpl's own, kept on a branch.)
 #[test]
 fn a_listing_made_before_a_split_does_not_bring_a_deleted_parent_back() {
-    let mut table = Table::default();
-    for (key, seq) in [("c1", "101"), ("c2", "102")] {
-        let mut lease = Lease::new(key, LeaseCheckpoint::At(Checkpoint::new(seq, 0)));
-        lease.parent_shard_ids = vec!["p".to_owned()];
-        table.items.insert(key.to_owned(), lease);
-    }
-    let mut c = Cluster::new(table, 1);
+    let mut c = Cluster::new(children_moved_on_parent_deleted(), 1);
     c.set_shards(vec![node("p", None, true)]);
     c.run_for(FAILOVER * 5);
     let keys: BTreeSet<&str> = c.table.items.keys().map(String::as_str).collect();
